@@ -1,0 +1,33 @@
+# `make run` and `make test` each do the whole set-up on a fresh machine:
+# create .venv, install the project with its test extras, install the kernelspec into the venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench e2e soak clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m kernel install --sys-prefix
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) examples/run_demo.py examples/demo.ipynb
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check kernel tests examples benchmarks
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kernel tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

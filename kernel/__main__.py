@@ -1,0 +1,7 @@
+"""``python -m kernel``: run a kernel or manage its kernelspec (see ``_cli``)."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The running cell, carried in a context variable.
+
+Every piece of output (a ``print``, a ``display``, an ``error``, an ``input()`` prompt) must
+reach the cell that produced it, also when three cells run at once and when a cell starts
+trio tasks or threads. trio copies the context into each task and ``trio.to_thread`` copies
+it into worker threads, so a ``ContextVar`` follows the work; plain ``threading.Thread``
+objects get it through ``_threads.remember_cell_on_start``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._iopub import IOPubOutbox
+
+
+@attrs.define(eq=False)
+class Cell:
+    """One execute request while it runs: where its output goes and what it reported."""
+
+    parent: dict[str, Any]
+    iopub: IOPubOutbox
+    idents: list[bytes] = attrs.field(factory=list)
+    execution_count: int = 0
+    silent: bool = False
+    allow_stdin: bool = False
+    stdin_request: Callable[[Cell, str, bool], str] | None = None
+    error: dict[str, Any] | None = None
+    payload: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(
+    "trio_kernel_cell", default=None
+)
+
+_orphan_cell: list[Cell] = []
+"""The latest queued cell of the most recent kernel, for output from threads that no cell
+started (a library's background thread). A list so that it can be rebound without
+``global``; it is a fallback only, never consulted when a context or thread says better."""
+
+
+def set_orphan_cell(cell: Cell | None) -> None:
+    _orphan_cell[:] = [cell] if cell is not None else []
+
+
+def cell_for_output() -> Cell | None:
+    """The cell that output written here and now belongs to, if any."""
+    cell = current_cell.get()
+    if cell is not None:
+        return cell
+    cell = getattr(threading.current_thread(), "_trio_kernel_cell", None)
+    if cell is not None:
+        return cell
+    return _orphan_cell[0] if _orphan_cell else None

@@ -1,0 +1,136 @@
+"""Connection files and socket binding.
+
+A kernel started with ``-f FILE`` reads its ports and key from FILE (the frontend wrote it);
+one started without writes its own, mode 0600, in the Jupyter runtime dir, and removes it
+on exit. ``ConnectionError_`` carries a one-line message for the CLI to print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+import zmq
+
+log = logging.getLogger("kernel.connection")
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+class ConnectionFileError(Exception):
+    """A connection file that is missing or unusable; the message is one line."""
+
+
+@attrs.frozen
+class ConnectionInfo:
+    transport: str
+    ip: str
+    key: bytes
+    signature_scheme: str
+    ports: dict[str, int]
+    kernel_name: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "ip": self.ip,
+            "key": self.key.decode(),
+            "signature_scheme": self.signature_scheme,
+            "kernel_name": self.kernel_name,
+            **self.ports,
+        }
+
+    def url(self, port_name: str) -> str:
+        port = self.ports[port_name]
+        if self.transport == "ipc":
+            return f"ipc://{self.ip}-{port}"
+        return f"tcp://{self.ip}:{port}"
+
+
+def read_connection_file(path: Path) -> ConnectionInfo:
+    """Parse a connection file; raise ``ConnectionFileError`` with a clear reason."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConnectionFileError(f"connection file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ConnectionFileError(f"cannot read connection file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConnectionFileError(f"connection file {path} is not a JSON object")
+    transport = raw.get("transport", "tcp")
+    if transport not in ("tcp", "ipc"):
+        raise ConnectionFileError(f"unsupported transport {transport!r} in {path}")
+    scheme = raw.get("signature_scheme", "hmac-sha256")
+    if not isinstance(scheme, str) or not scheme.startswith("hmac-"):
+        raise ConnectionFileError(f"unsupported signature_scheme {scheme!r} in {path}")
+    key = raw.get("key", "")
+    if not isinstance(key, str):
+        raise ConnectionFileError(f"key in {path} must be a string")
+    ports: dict[str, int] = {}
+    for name in PORT_NAMES:
+        value = raw.get(name, 0)
+        if not isinstance(value, int) or not 0 <= value < 65536:
+            raise ConnectionFileError(f"{name} in {path} must be a port number, got {value!r}")
+        ports[name] = value
+    if not key:
+        log.warning("connection file %s has an empty key: messages will not be signed", path)
+    return ConnectionInfo(
+        transport=transport,
+        ip=str(raw.get("ip", "127.0.0.1")),
+        key=key.encode(),
+        signature_scheme=scheme,
+        ports=ports,
+        kernel_name=str(raw.get("kernel_name", "")),
+    )
+
+
+def new_connection_info(ip: str, transport: str, kernel_name: str) -> ConnectionInfo:
+    """Fresh random key, ports chosen when binding (0 means 'pick one')."""
+    return ConnectionInfo(
+        transport=transport,
+        ip=ip if transport == "tcp" else f"{_runtime_dir()}/trio-kernel-{uuid.uuid4().hex[:8]}",
+        key=secrets.token_hex(32).encode(),
+        signature_scheme="hmac-sha256",
+        ports=dict.fromkeys(PORT_NAMES, 0),
+        kernel_name=kernel_name,
+    )
+
+
+def bind(sock: zmq.Socket, info: ConnectionInfo, port_name: str) -> int:
+    """Bind ``sock`` to its port (a random one when 0) and return the port used."""
+    port = info.ports[port_name]
+    if info.transport == "ipc":
+        if port == 0:
+            port = 1
+            while Path(f"{info.ip}-{port}").exists():
+                port += 1
+        sock.bind(f"ipc://{info.ip}-{port}")
+        return port
+    if port == 0:
+        return sock.bind_to_random_port(f"tcp://{info.ip}")
+    sock.bind(f"tcp://{info.ip}:{port}")
+    return port
+
+
+def write_connection_file(info: ConnectionInfo, path: Path | None = None) -> Path:
+    """Write ``info`` readable by its owner only (0600) and return the path."""
+    if path is None:
+        path = Path(_runtime_dir()) / f"kernel-{uuid.uuid4()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info.as_dict(), f, indent=2)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _runtime_dir() -> str:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return jupyter_runtime_dir()

@@ -1,0 +1,239 @@
+"""The I/O thread: owns every Jupyter socket and answers what must never wait for user code.
+
+It runs its own trio loop, so it keeps serving while a cell holds the shell thread::
+
+    IOLoop.run (thread, trio.run)
+    └── nursery
+        ├── SocketTask.run  shell    (reads requests, sends replies)
+        ├── SocketTask.run  control
+        ├── SocketTask.run  stdin    (input_request out, input_reply in)
+        ├── SocketTask.run  iopub    (XPUB: welcome on subscribe, all broadcasts)
+        ├── _dispatch                (the run-mode table's "where": I/O loop or a shell)
+        ├── _serve(...)              (control and kernel_info/comm_info, one task each)
+        ├── _serve_in_thread(...)    (complete/inspect/is_complete/history in a worker)
+        └── _watch(...)              (per-cell timeouts)
+
+Socket tasks decode and verify each message as it arrives and drop, with a log line, any
+that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+import zmq
+from jupyter_client.session import Session
+
+from . import _replies, _requests
+from ._comms import CommManager
+from ._enums import Channel, RunMode, Where
+from ._interrupt import Interrupter, RunningCell
+from ._iopub import IOPubOutbox
+from ._routing import route
+from ._runner import ShellRunner
+from ._shell import TrioShell
+from ._sockets import Outbox, SocketTask
+from ._stdin import StdinBroker
+from ._wire import Message, Outgoing, WireError, decode, encode
+
+log = logging.getLogger("kernel.io")
+
+READERS: dict[str, Callable[[TrioShell, dict[str, Any]], dict[str, Any]]] = {
+    "complete_request": _requests.complete,
+    "inspect_request": _requests.inspect,
+    "is_complete_request": _requests.is_complete,
+    "history_request": _requests.history,
+}
+
+
+class IOLoop:
+    """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
+
+    def __init__(self, session: Session, sockets: dict[Channel, zmq.Socket], shell: TrioShell,
+                 on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None]) -> None:
+        self.session = session
+        self.sockets = sockets
+        self.shell = shell
+        self._on_ready = on_ready
+        self._on_shutdown = on_shutdown
+        self.main_runner: ShellRunner | None = None
+        self.comms: CommManager | None = None
+        self.token: trio.lowlevel.TrioToken | None = None
+        self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
+        self.iopub: IOPubOutbox | None = None
+        self.stdin: StdinBroker | None = None
+        self.dropped = 0
+        self._nursery: trio.Nursery | None = None
+        self._stop_scope = trio.CancelScope()
+        self._incoming_send, self._incoming = trio.open_memory_channel[Message](math.inf)
+        self._reader_limiter = trio.CapacityLimiter(1)
+
+    def run(self) -> None:
+        """Thread body."""
+        trio.run(self._main)
+
+    def stop_threadsafe(self) -> None:
+        """Ask the loop to flush what it holds and end (from any thread)."""
+        if self.token is not None:
+            try:
+                self.token.run_sync_soon(self._stop_scope.cancel)
+            except trio.RunFinishedError:
+                pass
+
+    def run_cells_stop(self, cells: list[RunningCell], reason: str, done: Callable[[], None]) -> None:
+        """Stop ``cells`` from the I/O loop, then call ``done`` there (from any thread)."""
+        async def stop() -> None:
+            try:
+                await self.interrupter.stop(cells, reason)
+            finally:
+                done()
+
+        assert self.token is not None and self._nursery is not None
+        self.token.run_sync_soon(self._nursery.start_soon, stop)
+
+    def watch_deadline(self, cell: RunningCell, seconds: float) -> None:
+        """Stop ``cell`` for timing out after ``seconds`` (from any thread)."""
+        assert self.token is not None and self._nursery is not None
+        self.token.run_sync_soon(self._nursery.start_soon, self._watch, cell, seconds)
+
+    async def _main(self) -> None:
+        self.token = trio.lowlevel.current_trio_token()
+        self.iopub = IOPubOutbox(self.token)
+        self.outboxes = {Channel.IOPUB: self.iopub}
+        for channel in (Channel.SHELL, Channel.CONTROL, Channel.STDIN):
+            self.outboxes[channel] = Outbox(self.token)
+        self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
+        self.interrupter = Interrupter()
+        async with trio.open_nursery() as sockets_nursery:
+            for channel, sock in self.sockets.items():
+                task = SocketTask(sock, channel.value)
+                sockets_nursery.start_soon(task.run, self._receiver(channel),
+                                           self.outboxes[channel], self._encode)
+            with self._stop_scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    nursery.start_soon(self._dispatch)
+                    self._on_ready(self)
+                    await trio.sleep_forever()
+            await self._flush(deadline=2.0)
+            sockets_nursery.cancel_scope.cancel()
+        self.iopub.close()
+
+    async def _flush(self, deadline: float) -> None:
+        """Give the socket tasks up to ``deadline`` seconds to send what is queued."""
+        with trio.move_on_after(deadline):
+            while any(len(box) for box in self.outboxes.values()):
+                await trio.sleep(0.005)
+            await trio.sleep(0.01)
+
+    def _encode(self, out: Outgoing) -> list[bytes]:
+        return encode(self.session, out)
+
+    def _header(self, msg_type: str) -> dict[str, Any]:
+        import uuid
+
+        from jupyter_client.session import msg_header
+
+        return msg_header(uuid.uuid4().hex, msg_type, self.session.username, self.session.session)
+
+    def _receiver(self, channel: Channel) -> Callable[[list[bytes]], None]:
+        if channel is Channel.IOPUB:
+            return self._on_subscription
+
+        def on_frames(frames: list[bytes]) -> None:
+            try:
+                msg = decode(self.session, frames, channel, time.monotonic())
+            except WireError as exc:
+                self.dropped += 1
+                log.warning("dropped a message on %s: %s", channel, exc)
+                return
+            if channel is Channel.STDIN:
+                assert self.stdin is not None
+                self.stdin.deliver(msg)
+            else:
+                self._incoming_send.send_nowait(msg)
+
+        return on_frames
+
+    def _on_subscription(self, frames: list[bytes]) -> None:
+        """XPUB hands us subscriptions; greet each one (JEP 65 ``iopub_welcome``)."""
+        first = frames[0] if frames else b""
+        if first[:1] == b"\x01" and self.iopub is not None:
+            topic = first[1:].decode("utf-8", "replace")
+            self.iopub.put(Outgoing("iopub_welcome", {"subscription": topic}, {}))
+
+    async def _dispatch(self) -> None:
+        assert self._nursery is not None
+        async for msg in self._incoming:
+            where = route(msg.msg_type, msg.channel, RunMode.QUEUE)
+            if where.where is Where.IO:
+                if where.how is RunMode.THREAD:
+                    self._nursery.start_soon(self._serve_in_thread, msg)
+                else:
+                    self._nursery.start_soon(self._serve, msg)
+            elif self.main_runner is not None:
+                self.main_runner.submit(msg)
+
+    def _status(self, state: str, parent: dict[str, Any]) -> None:
+        assert self.iopub is not None
+        self.iopub.put(Outgoing("status", {"execution_state": state}, parent))
+
+    def _reply(self, msg: Message, content: dict[str, Any]) -> None:
+        reply_type = msg.msg_type.removesuffix("_request") + "_reply"
+        self.outboxes[msg.channel].put(Outgoing(reply_type, content, msg.header, msg.idents))
+
+    async def _serve_in_thread(self, msg: Message) -> None:
+        self._status("busy", msg.header)
+        try:
+            handler = READERS[msg.msg_type]
+            try:
+                content = await trio.to_thread.run_sync(handler, self.shell, msg.content,
+                                                        limiter=self._reader_limiter)
+            except Exception as exc:
+                log.exception("%s failed", msg.msg_type)
+                content = _replies.bad_request(msg.msg_type, f"{type(exc).__name__}: {exc}")
+            self._reply(msg, content)
+        finally:
+            self._status("idle", msg.header)
+
+    async def _serve(self, msg: Message) -> None:
+        self._status("busy", msg.header)
+        try:
+            await self._serve_io(msg)
+        except Exception:
+            log.exception("handling %s failed", msg.msg_type)
+        finally:
+            self._status("idle", msg.header)
+
+    async def _serve_io(self, msg: Message) -> None:
+        kind = msg.msg_type
+        if kind == "kernel_info_request":
+            self._reply(msg, _replies.kernel_info(debugger=False, subshells=False))
+        elif kind == "comm_info_request":
+            target = msg.content.get("target_name")
+            comms = self.comms.info(target if isinstance(target, str) else None) if self.comms else {}
+            self._reply(msg, {"status": "ok", "comms": comms})
+        elif kind == "interrupt_request":
+            self._reply(msg, {"status": "ok"})
+            await self.interrupt()
+        elif kind == "shutdown_request":
+            restart = bool(msg.content.get("restart", False))
+            self._reply(msg, {"status": "ok", "restart": restart})
+            self._on_shutdown(restart)
+        else:
+            log.error("unknown message type %r on %s: no reply", kind, msg.channel)
+
+    async def interrupt(self) -> None:
+        """Stop every running non-silent cell of the main shell (I/O loop)."""
+        if self.main_runner is not None:
+            await self.interrupter.stop(self.main_runner.running_cells(), "interrupt")
+
+    async def _watch(self, cell: RunningCell, seconds: float) -> None:
+        await trio.sleep(seconds)
+        if not cell.finished:
+            await self.interrupter.stop([cell], "timeout")

@@ -1,0 +1,97 @@
+"""The iopub outbox: ordered, coalesced and bounded, never lossy.
+
+Any thread may publish. Stream text (``print``) is appended to the newest pending stream
+entry when it has the same parent and stream name, so a tight ``print`` loop becomes a few
+large ``stream`` messages instead of one message per ``write()``. Any other message is
+queued behind the text already written, which keeps the order a reader expects (the
+output of a cell, then its ``error``, then ``idle``).
+
+Back-pressure instead of loss: when more than ``max_pending`` characters of stream text
+wait to be sent (a slow or absent reader with ``XPUB_NODROP``), ``write_stream`` blocks
+its caller until the socket task has taken them. Only user-code threads write streams;
+the I/O thread only takes, so this never deadlocks the loop that drains it. Status
+messages and replies are never held back by this bound.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import attrs
+import trio
+
+from ._sockets import Outbox
+from ._wire import Outgoing
+
+MAX_MESSAGE_CHARS = 1 << 20
+"""A stream message is closed and a new one started past this size."""
+
+
+@attrs.define
+class _StreamRun:
+    parent: dict[str, Any]
+    name: str
+    chunks: list[str]
+    size: int
+
+    def to_outgoing(self) -> Outgoing:
+        return Outgoing("stream", {"name": self.name, "text": "".join(self.chunks)}, self.parent)
+
+
+class IOPubOutbox(Outbox[Outgoing]):
+    """The outbox of the iopub socket, with stream coalescing and back-pressure."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken, max_pending: int = 8 << 20) -> None:
+        super().__init__(token)
+        self._entries: list[_StreamRun | Outgoing] = []
+        self._pending_chars = 0
+        self._max_pending = max_pending
+        self._drained = threading.Condition(self._lock)
+        self._closed = False
+
+    def put(self, item: Outgoing) -> None:
+        with self._lock:
+            was_empty = not self._entries
+            self._entries.append(item)
+        if was_empty:
+            self._wake_owner()
+
+    def write_stream(self, parent: dict[str, Any], name: str, text: str) -> None:
+        """Queue ``text`` for stream ``name``; may block while too much text waits."""
+        if not text:
+            return
+        with self._lock:
+            while self._pending_chars > self._max_pending and not self._closed:
+                self._drained.wait(timeout=1.0)
+            was_empty = not self._entries
+            last = self._entries[-1] if self._entries else None
+            if (
+                isinstance(last, _StreamRun)
+                and last.name == name
+                and last.parent is parent
+                and last.size < MAX_MESSAGE_CHARS
+            ):
+                last.chunks.append(text)
+                last.size += len(text)
+            else:
+                self._entries.append(_StreamRun(parent, name, [text], len(text)))
+            self._pending_chars += len(text)
+        if was_empty:
+            self._wake_owner()
+
+    def take_all(self) -> list[Outgoing]:
+        with self._lock:
+            entries, self._entries = self._entries, []
+            self._pending_chars = 0
+            self._drained.notify_all()
+        return [e.to_outgoing() if isinstance(e, _StreamRun) else e for e in entries]
+
+    def close(self) -> None:
+        """Stop blocking writers: the socket task is gone, nothing will drain."""
+        with self._lock:
+            self._closed = True
+            self._drained.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._entries)

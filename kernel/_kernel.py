@@ -1,0 +1,242 @@
+"""``open_kernel``: a Jupyter kernel inside a running trio program.
+
+The nursery tree and thread layout (the architecture in one place)::
+
+    open_kernel()                         caller's trio loop (the "shell loop")
+    └── nursery
+        ├── _own_heartbeat                owns the heartbeat thread (echo, no trio)
+        ├── _own_io_thread                owns the I/O thread and its trio loop:
+        │                                 all sockets, control requests, completion...
+        │                                 (see ``_ioloop``)
+        └── ShellRunner.run               the main shell's dispatcher (see ``_runner``)
+            ├── _run_queue                queued cells, one at a time
+            ├── handle(...)               task cells and comm messages
+            └── handle_in_thread(...)     thread cells, each a worker thread with a trio loop
+
+Threads: the shell loop's thread runs user code; the I/O thread owns the shell, control,
+stdin and iopub sockets (and is the only one to send on them); the heartbeat thread owns
+the heartbeat socket. Hand-offs between loops go through ``TrioToken.run_sync_soon`` and
+thread-safe outboxes, never by touching another loop's objects. Every thread is started
+by a trio task that waits for it to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+import zmq
+
+from . import _sigint, _stdin, _streams, _threads
+from ._comms import CommManager, activate, deactivate
+from ._connection import (
+    ConnectionInfo,
+    bind,
+    new_connection_info,
+    read_connection_file,
+    write_connection_file,
+)
+from ._enums import Channel, RunMode
+from ._heartbeat import serve_heartbeat
+from ._ioloop import IOLoop
+from ._runner import ShellRunner
+from ._services import Services
+from ._shell import TrioShell, close_shell, make_shell
+from ._wire import make_session
+
+log = logging.getLogger("kernel")
+
+SOCKET_TYPES = {
+    Channel.SHELL: zmq.ROUTER,
+    Channel.CONTROL: zmq.ROUTER,
+    Channel.STDIN: zmq.ROUTER,
+    Channel.IOPUB: zmq.XPUB,
+}
+PORTS = {
+    Channel.SHELL: "shell_port",
+    Channel.CONTROL: "control_port",
+    Channel.STDIN: "stdin_port",
+    Channel.IOPUB: "iopub_port",
+}
+
+
+class Kernel:
+    """The handle ``open_kernel`` yields: how to attach, and the live shell."""
+
+    def __init__(self, info: ConnectionInfo, connection_file: Path, shell: TrioShell) -> None:
+        self.connection_info: dict[str, Any] = info.as_dict()
+        self.connection_file = connection_file
+        self.shell = shell
+        self.restart_requested = False
+        self._shutdown = trio.Event()
+        self._io: IOLoop | None = None
+        self._runner: ShellRunner | None = None
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The user namespace cells run in."""
+        return self.shell.user_ns
+
+    async def wait_for_shutdown(self) -> None:
+        """Return once a frontend has sent ``shutdown_request``."""
+        await self._shutdown.wait()
+
+    def _request_shutdown(self, restart: bool) -> None:
+        self.restart_requested = restart
+        self._shutdown.set()
+
+    async def _stop_cells(self, timeout: float = 3.0) -> None:
+        """Interrupt every running cell (thread cells too) before the nursery is cancelled."""
+        io, runner = self._io, self._runner
+        if io is None or runner is None or not runner.running:
+            return
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+        io.run_cells_stop(list(runner.running), "shutdown", lambda: token.run_sync_soon(done.set))
+        with trio.move_on_after(timeout):
+            await done.wait()
+
+
+def _make_sockets(context: zmq.Context, info: ConnectionInfo) -> tuple[dict[Channel, zmq.Socket], zmq.Socket, ConnectionInfo]:
+    ports = dict(info.ports)
+    sockets: dict[Channel, zmq.Socket] = {}
+    for channel, kind in SOCKET_TYPES.items():
+        sock = context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 1000)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        if kind == zmq.XPUB:
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+            sock.setsockopt(zmq.SNDHWM, 10_000)
+        ports[PORTS[channel]] = bind(sock, info, PORTS[channel])
+        sockets[channel] = sock
+    heartbeat = context.socket(zmq.REP)
+    heartbeat.setsockopt(zmq.LINGER, 0)
+    ports["hb_port"] = bind(heartbeat, info, "hb_port")
+    bound = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)
+    return sockets, heartbeat, bound
+
+
+@asynccontextmanager
+async def open_kernel(
+    namespace: dict[str, Any] | None = None,
+    *,
+    connection_file: str | os.PathLike[str] | None = None,
+    ip: str = "127.0.0.1",
+    transport: str = "tcp",
+    name: str | None = None,
+    default_mode: RunMode = RunMode.QUEUE,
+    default_timeout: float | None = None,
+    history_file: str | None = None,
+) -> AsyncIterator[Kernel]:
+    """Run a kernel on the current trio loop for the duration of the block.
+
+    With ``connection_file`` the ports and key are read from that file (a frontend wrote
+    it); without, a new file (mode 0600) is written to the Jupyter runtime dir and removed
+    on exit. Cells run on the caller's loop, so they can ``await`` the application's
+    objects; a cell that blocks blocks the application too (use ``# thread`` cells).
+    """
+    if connection_file is not None:
+        info = read_connection_file(Path(connection_file))
+    else:
+        info = new_connection_info(ip, transport, name or "")
+    if info.transport == "tcp" and info.ip not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding to %s: the kernel is reachable beyond this machine", info.ip)
+    context = zmq.Context()
+    sockets, heartbeat_sock, info = _make_sockets(context, info)
+    owns_file = connection_file is None
+    path = write_connection_file(info) if owns_file else Path(connection_file)  # type: ignore[arg-type]
+    shell = make_shell(namespace, history_file)
+    session = make_session(info.key, info.signature_scheme)
+    kernel = Kernel(info, path, shell)
+    _streams.install()
+    _stdin.install()
+    _threads.remember_cell_on_start()
+    remove_listener = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_own_heartbeat, heartbeat_sock)
+            io = await nursery.start(_own_io_thread, session, sockets, shell, kernel)
+            assert io.iopub is not None and io.stdin is not None and io.token is not None
+            comms = CommManager(io.iopub)
+            services = Services(
+                iopub=io.iopub,
+                outboxes=io.outboxes,
+                io_token=io.token,
+                session_id=session.session,
+                watch_deadline=io.watch_deadline,
+                stdin_request=io.stdin.request,
+                default_mode=default_mode,
+                default_timeout=default_timeout,
+            )
+            runner = ShellRunner(shell, services, comms)
+            activate(comms)
+            await nursery.start(runner.run)
+            kernel._io, kernel._runner = io, runner
+            io.main_runner, io.comms = runner, comms
+            if threading.current_thread() is threading.main_thread():
+                remove_listener = _sigint.add_listener(
+                    lambda: io.token.run_sync_soon(io._nursery.start_soon, io.interrupt)  # type: ignore[union-attr]
+                )
+            services.status("starting", {})
+            log.info("kernel ready; attach with: jupyter console --existing %s", path)
+            try:
+                yield kernel
+            finally:
+                with trio.CancelScope(shield=True):
+                    await kernel._stop_cells()
+                nursery.cancel_scope.cancel()
+            deactivate(comms)
+    finally:
+        if remove_listener is not None:
+            remove_listener()
+        for sock in [*sockets.values(), heartbeat_sock]:
+            sock.close(linger=200)
+        context.term()
+        if owns_file:
+            path.unlink(missing_ok=True)
+        _streams.uninstall()
+        close_shell(shell)
+
+
+async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
+    """Run the heartbeat thread; on cancellation tell it to stop, then wait for it."""
+    stop = threading.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            trio.to_thread.run_sync, serve_heartbeat, sock, stop  # joined by this nursery
+        )
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+
+
+async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket], shell: TrioShell,
+                         kernel: Kernel, *, task_status: trio.TaskStatus[IOLoop]) -> None:
+    """Start the I/O thread, report its loop once ready, and join it when cancelled."""
+    token = trio.lowlevel.current_trio_token()
+    ready = trio.Event()
+    io = IOLoop(session, sockets, shell,
+                on_ready=lambda _: token.run_sync_soon(ready.set),
+                on_shutdown=lambda restart: token.run_sync_soon(kernel._request_shutdown, restart))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_join_io_thread, io)
+        await ready.wait()
+        task_status.started(io)
+        try:
+            await trio.sleep_forever()
+        finally:
+            io.stop_threadsafe()
+
+
+async def _join_io_thread(io: IOLoop) -> None:
+    await trio.to_thread.run_sync(io.run, limiter=trio.CapacityLimiter(1))

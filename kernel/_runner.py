@@ -1,0 +1,252 @@
+"""A shell runner: the loop that owns the user namespace and runs requests in their mode.
+
+One runner per shell: the main shell's runs on the caller's trio loop (the main thread for
+``python -m kernel``), each subshell's on a thread of its own. The I/O loop hands it
+requests with ``submit`` (thread-safe); its ``run`` task is the dispatcher for that shell::
+
+    ShellRunner.run                      (dispatcher: applies the run-mode table)
+    ├── _run_queue                       (queue: one request at a time, arrival order)
+    ├── handle(...)  for task requests   (task: started at once in the cell nursery)
+    └── handle_in_thread(...)            (thread: a worker thread with its own trio loop)
+
+``blocking`` requests are handled inside the dispatcher itself, after the queue drains,
+so nothing else on this shell starts until they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+import trio
+
+from . import _replies
+from ._cell import Cell, current_cell, set_orphan_cell
+from ._cellmode import CellOptions, cell_options
+from ._comms import CommManager
+from ._enums import RunMode
+from ._interrupt import RunningCell
+from ._routing import route
+from ._services import Services
+from ._shell import TrioShell, is_cancellation
+from ._wire import Message
+
+log = logging.getLogger("kernel.runner")
+
+
+class ShellRunner:
+    """Runs the requests of one shell on one trio loop."""
+
+    def __init__(self, shell: TrioShell, services: Services, comms: CommManager,
+                 subshell_id: str | None = None) -> None:
+        self.shell = shell
+        self.services = services
+        self.comms = comms
+        self.subshell_id = subshell_id
+        self.running: set[RunningCell] = set()
+        self.abort_before = -math.inf
+        self.token: trio.lowlevel.TrioToken | None = None
+        self._inbox_send, self._inbox = trio.open_memory_channel[Message](math.inf)
+        self._queue_send, self._queue = trio.open_memory_channel[Message](math.inf)
+        self._queue_idle = trio.Event()
+        self._queue_idle.set()
+        self._queued = 0
+
+    def submit(self, msg: Message) -> None:
+        """Hand a request to this runner; safe from any thread once ``run`` started."""
+        assert self.token is not None, "runner not started"
+        self.token.run_sync_soon(self._inbox_send.send_nowait, msg)
+
+    def running_cells(self) -> list[RunningCell]:
+        """A snapshot of running, non-silent cells (read from the I/O thread)."""
+        return [c for c in list(self.running) if not c.silent]
+
+    @trio.lowlevel.enable_ki_protection
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Dispatch requests until cancelled."""
+        self.token = trio.lowlevel.current_trio_token()
+        async with trio.open_nursery() as cells:
+            cells.start_soon(self._run_queue)
+            task_status.started()
+            async for msg in self._inbox:
+                options = self._options(msg)
+                how = route(msg.msg_type, msg.channel, options.mode).how
+                if how is RunMode.TASK:
+                    cells.start_soon(self.handle, msg, options)
+                elif how is RunMode.THREAD:
+                    cells.start_soon(self.handle_in_thread, msg, options)
+                elif how is RunMode.BLOCKING:
+                    await self._queue_idle.wait()
+                    await self.handle(msg, options)
+                else:
+                    self._queued += 1
+                    self._queue_idle = trio.Event() if self._queue_idle.is_set() else self._queue_idle
+                    self._queue_send.send_nowait(msg)
+
+    def _options(self, msg: Message) -> CellOptions:
+        if msg.msg_type != "execute_request":
+            return CellOptions(mode=RunMode.QUEUE)
+        code = msg.content.get("code")
+        return cell_options(
+            code if isinstance(code, str) else "",
+            msg.metadata,
+            self.services.default_mode,
+            silent=bool(msg.content.get("silent", False)),
+            default_timeout=self.services.default_timeout,
+        )
+
+    async def _run_queue(self) -> None:
+        async for msg in self._queue:
+            await self.handle(msg, self._options(msg), queued=True)
+            self._queued -= 1
+            if self._queued == 0:
+                self._queue_idle.set()
+
+    @trio.lowlevel.enable_ki_protection
+    async def handle(self, msg: Message, options: CellOptions, queued: bool = False) -> None:
+        """Serve one request on this loop; never raises (errors become replies and logs)."""
+        try:
+            if msg.msg_type == "execute_request":
+                await self.execute(msg, options, queued=queued)
+            elif msg.msg_type in ("comm_open", "comm_msg", "comm_close"):
+                self._comm(msg)
+            else:
+                log.error("unknown message type %r on %s: no reply", msg.msg_type, msg.channel)
+        except Exception:
+            log.exception("handling %s failed", msg.msg_type)
+
+    async def handle_in_thread(self, msg: Message, options: CellOptions) -> None:
+        """Run an execute request in a worker thread with its own trio loop."""
+        await trio.to_thread.run_sync(trio.run, self.handle, msg, options)
+
+    def _comm(self, msg: Message) -> None:
+        self.services.status("busy", msg.header)
+        try:
+            self.comms.receive(msg)
+        finally:
+            self.services.status("idle", msg.header)
+
+    async def execute(self, msg: Message, options: CellOptions, queued: bool) -> None:
+        services = self.services
+        content = msg.content
+        services.status("busy", msg.header)
+        try:
+            code = content.get("code")
+            if not isinstance(code, str):
+                reply = _replies.bad_request("execute_request", "'code' must be a string")
+            elif msg.received_at <= self.abort_before:
+                reply = _replies.aborted_reply()
+            else:
+                reply = await self._execute_code(msg, code, options, queued)
+            services.reply(msg.channel, "execute_reply", reply, msg.header, msg.idents,
+                           metadata={"status": reply["status"]})
+        finally:
+            services.status("idle", msg.header)
+
+    async def _execute_code(self, msg: Message, code: str, options: CellOptions,
+                            queued: bool) -> dict[str, Any]:
+        content = msg.content
+        shell = self.shell
+        silent = bool(content.get("silent", False))
+        store_history = bool(content.get("store_history", not silent)) and not silent
+        cell = Cell(
+            parent=msg.header,
+            iopub=self.services.iopub,
+            idents=msg.idents,
+            execution_count=shell.execution_count,
+            silent=silent,
+            allow_stdin=bool(content.get("allow_stdin", False)),
+            stdin_request=self.services.stdin_request,
+        )
+        context_token = current_cell.set(cell)
+        try:
+            if queued:
+                set_orphan_cell(cell)
+            if not silent:
+                self.services.publish(
+                    "execute_input", {"code": code, "execution_count": cell.execution_count}, msg.header
+                )
+            await self._run_cell(cell, code, store_history, silent, options)
+            user_expressions = self._user_expressions(content.get("user_expressions"))
+        finally:
+            current_cell.reset(context_token)
+        if silent or not store_history:
+            cell.execution_count = shell.execution_count
+        payload = shell.payload_manager.read_payload()
+        shell.payload_manager.clear_payload()
+        error = None if options.raises_exception and cell.error else cell.error
+        if error is not None and content.get("stop_on_error", True):
+            self.abort_before = time.monotonic()
+            await self._stop_tasks_on_error(msg)
+        return _replies.execute_reply(
+            execution_count=cell.execution_count,
+            error=error,
+            suppress_error=options.suppress_error,
+            user_expressions=user_expressions,
+            payload=payload,
+        )
+
+    async def _run_cell(self, cell: Cell, code: str, store_history: bool, silent: bool,
+                        options: CellOptions) -> None:
+        shell = self.shell
+        running = RunningCell(
+            scope=trio.CancelScope(),
+            token=trio.lowlevel.current_trio_token(),
+            thread_id=threading.get_ident(),
+            silent=silent,
+        )
+        self.running.add(running)
+        if options.timeout is not None:
+            self.services.watch_deadline(running, options.timeout)
+        try:
+            with running.scope:
+                try:
+                    transformed, preprocessing_exc = shell.transform_cell(code), None
+                except Exception:
+                    import sys
+
+                    transformed, preprocessing_exc = code, sys.exc_info()
+                result = None
+                try:
+                    result = await shell.run_cell_async(
+                        code,
+                        store_history=store_history,
+                        silent=silent,
+                        transformed_cell=transformed,
+                        preprocessing_exc_tuple=preprocessing_exc,
+                    )
+                finally:
+                    shell.events.trigger("post_execute")
+                    if not silent:
+                        shell.events.trigger("post_run_cell", result)
+                if is_cancellation(result.error_in_exec):
+                    raise result.error_in_exec
+        finally:
+            running.finished = True
+            self.running.discard(running)
+        if running.scope.cancelled_caught or (running.reason and isinstance(
+                getattr(result, "error_in_exec", None), KeyboardInterrupt)):
+            error = (
+                _replies.timeout_error(options.timeout or 0.0)
+                if running.reason == "timeout"
+                else _replies.interrupted_error()
+            )
+            if running.scope.cancelled_caught or running.reason == "timeout":
+                cell.error = error
+                self.services.publish("error", error, cell.parent)
+
+    def _user_expressions(self, expressions: Any) -> dict[str, Any]:
+        if not isinstance(expressions, dict) or not expressions:
+            return {}
+        return self.shell.user_expressions(expressions)
+
+    async def _stop_tasks_on_error(self, msg: Message) -> None:
+        """``stop_on_error``: cancel concurrently running task cells that asked for it."""
+        for running in list(self.running):
+            if not running.silent:
+                running.reason = running.reason or "interrupt"
+                running.scope.cancel()
+        await trio.lowlevel.checkpoint()

@@ -1,0 +1,53 @@
+"""What a shell runner needs from the rest of the kernel, as one small object.
+
+Built by ``_kernel`` once the I/O loop is up; passed to every runner so that runners never
+reach into sockets or the I/O thread's objects, only into thread-safe outboxes and tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from jupyter_client.session import msg_header
+
+from ._enums import Channel, RunMode
+from ._wire import Outgoing
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._interrupt import RunningCell
+    from ._iopub import IOPubOutbox
+    from ._sockets import Outbox
+
+
+@attrs.define(eq=False)
+class Services:
+    iopub: IOPubOutbox
+    outboxes: dict[Channel, Outbox[Outgoing]]
+    io_token: trio.lowlevel.TrioToken
+    session_id: str
+    watch_deadline: Callable[[RunningCell, float], None]
+    """Ask the I/O loop to stop a cell after a number of seconds (thread-safe)."""
+    stdin_request: Callable[[Cell, str, bool], str]
+    """Ask the frontend for a line of input on behalf of a cell (blocks the caller)."""
+    default_mode: RunMode = RunMode.QUEUE
+    default_timeout: float | None = None
+
+    def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any]) -> None:
+        self.iopub.put(Outgoing(msg_type, content, parent))
+
+    def status(self, state: str, parent: dict[str, Any]) -> None:
+        self.iopub.put(Outgoing("status", {"execution_state": state}, parent))
+
+    def reply(self, channel: Channel, msg_type: str, content: dict[str, Any],
+              parent: dict[str, Any], idents: list[bytes], metadata: dict[str, Any] | None = None) -> None:
+        self.outboxes[channel].put(Outgoing(msg_type, content, parent, idents, metadata))
+
+    def header(self, msg_type: str) -> dict[str, Any]:
+        """A header with a fresh uuid msg_id, made on any thread (Session's counter is not)."""
+        import uuid
+
+        return msg_header(uuid.uuid4().hex, msg_type, "kernel", self.session_id)

@@ -1,0 +1,140 @@
+"""One trio task per zmq socket: the only code that receives from or sends on it.
+
+pyzmq has no trio integration, so the task drives a non-blocking socket by hand. The
+socket's FD is edge-triggered and means "events changed", not "readable", so the loop is:
+send what the outbox holds (until zmq says ``Again``), receive until ``Again``, then park on
+the FD. Because receiving and sending happen in the same task, a send that consumes the
+FD's edge can never strand an incoming message. Other tasks and threads hand messages to
+send through an ``Outbox``; putting into an empty outbox wakes the parked task through its
+loop's ``TrioToken`` (thread-safe and signal-safe).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import trio
+import zmq
+
+from ._wire import Outgoing
+
+log = logging.getLogger("kernel.sockets")
+
+T = TypeVar("T")
+
+
+class Outbox(Generic[T]):
+    """A thread-safe FIFO of things to send, drained by one socket task."""
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._lock = threading.Lock()
+        self._token = token
+        self._wake: Callable[[], None] = lambda: None
+
+    def bind_waker(self, wake: Callable[[], None]) -> None:
+        """Called by the owning socket task with the callable that unparks it."""
+        self._wake = wake
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` for sending; safe from any thread."""
+        with self._lock:
+            was_empty = not self._items
+            self._items.append(item)
+        if was_empty:
+            self._wake_owner()
+
+    def _wake_owner(self) -> None:
+        try:
+            self._token.run_sync_soon(self._wake)
+        except trio.RunFinishedError:
+            log.debug("outbox put after its loop finished; item dropped at shutdown")
+
+    def take_all(self) -> list[T]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class SocketTask:
+    """Owns one zmq socket inside one trio loop."""
+
+    def __init__(self, sock: zmq.Socket, name: str) -> None:
+        self.sock = sock
+        self.name = name
+        self._park_scope: trio.CancelScope | None = None
+        self._dirty = False
+        self._unsent: collections.deque[list[bytes]] = collections.deque()
+
+    def wake(self) -> None:
+        """Unpark the task (runs on the task's own loop via ``run_sync_soon``)."""
+        self._dirty = True
+        if self._park_scope is not None:
+            self._park_scope.cancel()
+
+    async def run(
+        self,
+        on_frames: Callable[[list[bytes]], None] | None,
+        outbox: Outbox[Outgoing] | None,
+        encode: Callable[[Outgoing], list[bytes]],
+    ) -> None:
+        """Serve the socket until cancelled.
+
+        ``on_frames`` is called synchronously for each received multipart message (it
+        must not block); ``outbox`` holds messages to send in order, encoded here with
+        ``encode`` so that signing happens on this loop's thread only. While zmq refuses
+        to send (high-water mark), nothing more is taken from the outbox, so its producers
+        feel the back-pressure instead of memory growing here.
+        """
+        if outbox is not None:
+            outbox.bind_waker(self.wake)
+        sock = self.sock
+        fd = sock.FD
+        while True:
+            self._dirty = False
+            if outbox is not None:
+                self._send_pending(outbox, encode)
+            if on_frames is not None:
+                self._receive_all(on_frames)
+            if self._dirty or (on_frames is not None and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN):
+                await trio.lowlevel.checkpoint()
+                continue
+            with trio.CancelScope() as self._park_scope:
+                await trio.lowlevel.wait_readable(fd)
+            self._park_scope = None
+
+    def _receive_all(self, on_frames: Callable[[list[bytes]], None]) -> None:
+        sock = self.sock
+        for _ in range(1000):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            on_frames(frames)
+        self._dirty = True  # more may be waiting: come back after other tasks ran
+
+    def _send_pending(self, outbox: Outbox[Outgoing], encode: Callable[[Outgoing], list[bytes]]) -> None:
+        if not self._unsent:
+            for out in outbox.take_all():
+                try:
+                    self._unsent.append(encode(out))
+                except Exception:
+                    log.exception("%s: could not encode a %s message", self.name, out.msg_type)
+        while self._unsent:
+            try:
+                self.sock.send_multipart(self._unsent[0], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:
+                log.warning("%s: dropped an outgoing message: %s", self.name, exc)
+            self._unsent.popleft()
+        if len(outbox):
+            self._dirty = True
