@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ from ._runner import ShellRunner
 from ._shell import TrioShell
 from ._sockets import Outbox, SocketTask
 from ._stdin import StdinBroker
-from ._wire import Message, Outgoing, WireError, decode, encode
+from ._wire import Message, Outgoing, WireError, decode, encode, make_header
 
 log = logging.getLogger("kernel.io")
 
@@ -135,11 +136,7 @@ class IOLoop:
         return encode(self.session, out)
 
     def _header(self, msg_type: str) -> dict[str, Any]:
-        import uuid
-
-        from jupyter_client.session import msg_header
-
-        return msg_header(uuid.uuid4().hex, msg_type, self.session.username, self.session.session)
+        return make_header(uuid.uuid4().hex, msg_type, self.session.session)
 
     def _receiver(self, channel: Channel) -> Callable[[list[bytes]], None]:
         if channel is Channel.IOPUB:

@@ -8,8 +8,8 @@ from typing import Any
 import IPython
 
 from . import __version__
+from ._wire import PROTOCOL_VERSION
 
-PROTOCOL_VERSION = "5.5"
 
 
 def kernel_info(*, debugger: bool, subshells: bool) -> dict[str, Any]:

@@ -104,7 +104,13 @@ def history(shell: TrioShell, content: dict[str, Any]) -> dict[str, Any]:
             return _replies.bad_request("history_request", f"unknown hist_access_type {kind!r}")
     except ValueError as exc:
         return _replies.bad_request("history_request", str(exc))
-    return {"status": "ok", "history": [list(entry) for entry in entries]}
+    # IPython numbers the current session 0 in ``range`` answers; frontends expect the real
+    # session number, the one ``tail`` reports.
+    current = manager.session_number
+    return {
+        "status": "ok",
+        "history": [[current if entry[0] == 0 else entry[0], *entry[1:]] for entry in entries],
+    }
 
 
 def _int(content: dict[str, Any], key: str, default: int) -> int:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-from jupyter_client.session import msg_header
 
 from ._enums import Channel, RunMode
 from ._wire import Outgoing
@@ -46,8 +45,3 @@ class Services:
               parent: dict[str, Any], idents: list[bytes], metadata: dict[str, Any] | None = None) -> None:
         self.outboxes[channel].put(Outgoing(msg_type, content, parent, idents, metadata))
 
-    def header(self, msg_type: str) -> dict[str, Any]:
-        """A header with a fresh uuid msg_id, made on any thread (Session's counter is not)."""
-        import uuid
-
-        return msg_header(uuid.uuid4().hex, msg_type, "kernel", self.session_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ from IPython.core.error import StdinNotImplementedError
 
 from ._cell import Cell, cell_for_output
 from ._wire import Message, Outgoing
+
+log = logging.getLogger("kernel.stdin")
 
 
 @attrs.define
@@ -62,9 +65,16 @@ class StdinBroker:
         """Called on the I/O loop for each message read from the stdin socket."""
         if msg.msg_type != "input_reply":
             return
+        parent_id = msg.parent_header.get("msg_id")
         with self._lock:
-            pending = self._pending.get(str(msg.parent_header.get("msg_id", "")))
+            if parent_id:
+                pending = self._pending.get(str(parent_id))
+            else:
+                # Clients such as jupyter_client's ``input()`` send no parent: answer the
+                # oldest open request, as a terminal would.
+                pending = next((p for p in self._pending.values() if not p.done.is_set()), None)
         if pending is None:
+            log.warning("input_reply that matches no open input_request: dropped")
             return
         value = msg.content.get("value", "")
         pending.value = value if isinstance(value, str) else str(value)

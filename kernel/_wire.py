@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 from jupyter_client.jsonutil import json_default
-from jupyter_client.session import Session
+from jupyter_client.session import Session, msg_header
 
 from ._enums import Channel
 
@@ -90,9 +90,26 @@ def _unpack(data: bytes) -> Any:
     return json.loads(data)
 
 
+PROTOCOL_VERSION = "5.5"
+
+
+class KernelSession(Session):
+    """jupyter_client's Session, stamping our protocol version on every header."""
+
+    def msg_header(self, msg_type: str) -> dict[str, Any]:
+        return make_header(self.msg_id, msg_type, self.session)
+
+
+def make_header(msg_id: str, msg_type: str, session_id: str) -> dict[str, Any]:
+    """A message header; callable from any thread when given a unique ``msg_id``."""
+    header = msg_header(msg_id, msg_type, "kernel", session_id)
+    header["version"] = PROTOCOL_VERSION
+    return header
+
+
 def make_session(key: bytes, signature_scheme: str = "hmac-sha256") -> Session:
     """A Session that signs with ``key`` and packs with orjson when available."""
-    session = Session(key=key, signature_scheme=signature_scheme, username="kernel")
+    session = KernelSession(key=key, signature_scheme=signature_scheme, username="kernel")
     session.pack = _pack
     session.unpack = _unpack
     return session

@@ -1,0 +1,55 @@
+"""Shared fixtures: an isolated Jupyter/IPython environment and kernels over real sockets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TMP = tempfile.mkdtemp(prefix="trio-kernel-tests-")
+os.environ["IPYTHONDIR"] = os.path.join(_TMP, "ipython")
+os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(_TMP, "runtime")
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+
+from tests.harness import Frontend, running_kernel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Frontend]:
+    """One kernel shared by the tests of a module (for tests that leave it usable)."""
+    with running_kernel() as frontend:
+        yield frontend
+
+
+@pytest.fixture
+def fresh_kernel() -> Iterator[Frontend]:
+    """A kernel of the test's own, for tests that break or restart it."""
+    with running_kernel() as frontend:
+        yield frontend
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_leaked_kernels() -> Iterator[None]:
+    """Fail the run if a kernel process started by the tests outlives them."""
+    before = _kernel_pids()
+    yield
+    leaked = _kernel_pids() - before
+    assert not leaked, f"kernel processes leaked: {sorted(leaked)}"
+
+
+def _kernel_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kernel" in cmd and b"-m" in cmd and b"-f" in cmd:
+            pids.add(int(entry.name))
+    return pids
