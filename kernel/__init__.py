@@ -6,8 +6,8 @@ handle it yields), ``RunMode`` and ``route`` (the run-mode table).
 
 __version__ = "0.1.0"
 
-from ._enums import Channel, RunMode  # noqa: E402
-from ._kernel import Kernel, open_kernel  # noqa: E402
-from ._routing import Route, route  # noqa: E402
+from ._enums import Channel, RunMode
+from ._kernel import Kernel, open_kernel
+from ._routing import Route, route
 
 __all__ = ["Channel", "Kernel", "Route", "RunMode", "__version__", "open_kernel", "route"]

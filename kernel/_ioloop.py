@@ -19,6 +19,7 @@ that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from jupyter_client.session import Session
 
 from . import _replies, _requests
 from ._comms import CommManager
+from ._debugger import Debugger
 from ._enums import Channel, RunMode, Where
 from ._interrupt import Interrupter, RunningCell
 from ._iopub import IOPubOutbox
@@ -64,6 +66,7 @@ class IOLoop:
         self._on_shutdown = on_shutdown
         self.main_runner: ShellRunner | None = None
         self.comms: CommManager | None = None
+        self.debugger: Debugger | None = None
         self.token: trio.lowlevel.TrioToken | None = None
         self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
         self.iopub: IOPubOutbox | None = None
@@ -81,10 +84,8 @@ class IOLoop:
     def stop_threadsafe(self) -> None:
         """Ask the loop to flush what it holds and end (from any thread)."""
         if self.token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self.token.run_sync_soon(self._stop_scope.cancel)
-            except trio.RunFinishedError:
-                pass
 
     def run_cells_stop(self, cells: list[RunningCell], reason: str, done: Callable[[], None]) -> None:
         """Stop ``cells`` from the I/O loop, then call ``done`` there (from any thread)."""
@@ -210,7 +211,8 @@ class IOLoop:
     async def _serve_io(self, msg: Message) -> None:
         kind = msg.msg_type
         if kind == "kernel_info_request":
-            self._reply(msg, _replies.kernel_info(debugger=False, subshells=False))
+            debugger = self.debugger is not None and self.debugger.available
+            self._reply(msg, _replies.kernel_info(debugger=debugger, subshells=False))
         elif kind == "comm_info_request":
             target = msg.content.get("target_name")
             comms = self.comms.info(target if isinstance(target, str) else None) if self.comms else {}
@@ -218,6 +220,11 @@ class IOLoop:
         elif kind == "interrupt_request":
             self._reply(msg, {"status": "ok"})
             await self.interrupt()
+        elif kind == "debug_request":
+            if self.debugger is None:
+                log.error("debug_request but no debugger: no reply")
+                return
+            self._reply(msg, await self.debugger.handle(msg.content))
         elif kind == "shutdown_request":
             restart = bool(msg.content.get("restart", False))
             self._reply(msg, {"status": "ok", "restart": restart})

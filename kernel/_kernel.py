@@ -42,6 +42,7 @@ from ._connection import (
     read_connection_file,
     write_connection_file,
 )
+from ._debugger import Debugger
 from ._enums import Channel, RunMode
 from ._heartbeat import serve_heartbeat
 from ._ioloop import IOLoop
@@ -181,6 +182,7 @@ async def open_kernel(
             await nursery.start(runner.run)
             kernel._io, kernel._runner = io, runner
             io.main_runner, io.comms = runner, comms
+            io.debugger = Debugger(shell, lambda body: services.publish("debug_event", body, {}))
             if threading.current_thread() is threading.main_thread():
                 remove_listener = _sigint.add_listener(
                     lambda: io.token.run_sync_soon(io._nursery.start_soon, io.interrupt)  # type: ignore[union-attr]

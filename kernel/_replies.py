@@ -11,7 +11,6 @@ from . import __version__
 from ._wire import PROTOCOL_VERSION
 
 
-
 def kernel_info(*, debugger: bool, subshells: bool) -> dict[str, Any]:
     """The ``kernel_info_reply`` content."""
     features = ["kernel subshells"] if subshells else []

@@ -1,0 +1,311 @@
+"""Fixtures for the JupyterLab end-to-end test: a throwaway server and a headless browser.
+
+The server runs from ``sys.executable``'s venv, so it finds the kernelspec under
+test in ``sys.prefix/share/jupyter/kernels``, but with fresh config, data and
+runtime directories, so nothing from the user's own Jupyter setup leaks in.
+
+Cleanup is the point of most of this module.  JupyterLab runs in its own session
+and process group; on teardown it gets SIGTERM (which makes jupyter_server shut
+its kernels down), then SIGKILL for the group after a deadline.  Kernels are
+launched by jupyter_client in sessions of their own, so the group does not
+cover them: they are found through /proc parent links before the server stops,
+and any that outlive it are killed and reported as a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from playwright.sync_api import BrowserContext, Playwright
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is needed; run e2e/setup.sh")
+
+CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+ARTIFACTS = Path(__file__).parent / "artifacts"
+LAB_START_TIMEOUT = 90.0
+LAB_STOP_TIMEOUT = 20.0
+KERNEL_EXIT_TIMEOUT = 20.0
+POLL_INTERVAL = 0.1
+
+# Keep JupyterLab off the network and free of first-run pop-ups.
+SERVER_CONFIG = {
+    "LabApp": {
+        "news_url": None,
+        "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        "extension_manager": "readonly",
+    },
+}
+NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
+
+Process = tuple[int, str]
+"""A process as (pid, start time in clock ticks since boot), immune to pid reuse."""
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab server and what a test needs to reach it."""
+
+    base_url: str
+    token: str
+    root_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, path: str) -> str:
+        """Return the URL of ``path`` under the server, authenticated by the token."""
+        return f"{self.base_url}/{path.lstrip('/')}?token={self.token}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the end of the server log, for failure messages."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Return the fields of /proc/<pid>/stat after the command name, or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name is in parentheses and may itself contain spaces.
+    return stat.rpartition(")")[2].split()
+
+
+def descendants(root: int) -> set[Process]:
+    """Return every living process below ``root``, across sessions and groups."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[Process] = set()
+    pending = list(children.get(root, []))
+    while pending:
+        pid = pending.pop()
+        fields = _stat_fields(pid)
+        if fields is not None:
+            found.add((pid, fields[19]))
+            pending.extend(children.get(pid, []))
+    return found
+
+
+def alive(processes: set[Process]) -> set[Process]:
+    """Return those of ``processes`` still running (zombies count as ended)."""
+    living = set()
+    for pid, started in processes:
+        fields = _stat_fields(pid)
+        if fields is not None and fields[19] == started and fields[0] != "Z":
+            living.add((pid, started))
+    return living
+
+
+def wait_gone(processes: set[Process], timeout: float) -> set[Process]:
+    """Poll until ``processes`` have ended or ``timeout`` passes; return survivors."""
+    deadline = time.monotonic() + timeout
+    survivors = alive(processes)
+    while survivors and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+        survivors = alive(survivors)
+    return survivors
+
+
+def free_port() -> int:
+    """Return a loopback port that was free a moment ago.
+
+    The server is started with ``port_retries=0``, so losing the race fails
+    loudly at startup instead of silently serving on another port.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """Return an environment whose Jupyter and IPython directories are all fresh.
+
+    JUPYTER_PATH and JUPYTER_CONFIG_PATH are dropped so that only the venv's
+    own kernelspecs and lab extensions are visible.
+    """
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"JUPYTER_PATH", "JUPYTER_CONFIG_PATH"}
+    }
+    for name in ("config", "data", "runtime", "ipython"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    return env
+
+
+def write_quiet_config(config_dir: Path) -> None:
+    """Write the server config and user settings that silence news and update checks."""
+    (config_dir / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
+    settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps(NOTIFICATION_SETTINGS))
+
+
+def kernelspec_names(env: dict[str, str]) -> set[str]:
+    """Return the kernelspecs the server will see, asked in the server's own environment."""
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(listing.stdout)["kernelspecs"])
+
+
+def start_lab(home: Path, env: dict[str, str]) -> Lab:
+    """Start JupyterLab in its own session, logging to a file (a pipe could fill up)."""
+    root_dir = home / "root"
+    root_dir.mkdir()
+    port = free_port()
+    token = secrets.token_hex(16)
+    argv = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root_dir}",
+    ]  # fmt: skip
+    log = home / "jupyterlab.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return Lab(f"http://127.0.0.1:{port}", token, root_dir, log, process)
+
+
+def wait_until_ready(lab: Lab, timeout: float) -> None:
+    """Poll the authenticated status endpoint until it answers, the server dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.process.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {lab.process.returncode}:\n{lab.log_tail()}")
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+            urllib.request.urlopen(lab.url("api/status"), timeout=5) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(POLL_INTERVAL)
+    pytest.fail(f"JupyterLab did not answer within {timeout}s:\n{lab.log_tail()}")
+
+
+def signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    """Send ``signum`` to the process group led by ``process``, if it still exists."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def stop_lab(lab: Lab) -> set[Process]:
+    """Stop the server and its kernels whatever state they are in; return kernel survivors.
+
+    Survivors are killed before returning, so the caller only has to report them.
+    """
+    kernels = descendants(lab.process.pid)
+    signal_group(lab.process, signal.SIGTERM)
+    try:
+        lab.process.wait(timeout=LAB_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        signal_group(lab.process, signal.SIGKILL)
+        lab.process.wait(timeout=LAB_STOP_TIMEOUT)
+    survivors = wait_gone(kernels, KERNEL_EXIT_TIMEOUT)
+    for pid, _ in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return survivors
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, check_kernelspec: None) -> Iterator[Lab]:
+    """Yield a running JupyterLab that can start ``kernel_name``; stop it and its kernels after.
+
+    ``check_kernelspec`` runs first so that a missing kernelspec fails before
+    a server and a browser are started for nothing.
+    """
+    home = tmp_path_factory.mktemp("jupyterlab")
+    env = isolated_env(home)
+    write_quiet_config(home / "config")
+    running = start_lab(home, env)
+    try:
+        wait_until_ready(running, LAB_START_TIMEOUT)
+        yield running
+    finally:
+        survivors = stop_lab(running)
+    assert not survivors, f"kernel processes outlived JupyterLab: {sorted(survivors)}"
+
+
+@pytest.fixture(scope="session")
+def check_kernelspec(tmp_path_factory: pytest.TempPathFactory, kernel_name: str) -> None:
+    """Fail early, with the list of what exists, if the kernelspec under test is missing."""
+    env = isolated_env(tmp_path_factory.mktemp("kernelspecs"))
+    names = kernelspec_names(env)
+    if kernel_name not in names:
+        pytest.fail(f"no kernelspec {kernel_name!r} in {sys.prefix}; found {sorted(names)}")
+
+
+@pytest.fixture(scope="session")
+def kernel_name() -> str:
+    """Return the kernelspec under test: ``TRIO_KERNEL_NAME``, default ``trio``."""
+    return os.environ.get("TRIO_KERNEL_NAME", "trio")
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """Yield a running Playwright driver."""
+    with sync_api.sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """Yield Debian's headless chromium with a fresh profile; always closed after.
+
+    A persistent context is used only because it takes an explicit
+    ``user_data_dir``; the directory is new for every run.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; run e2e/setup.sh (apt-get install chromium)")
+    context = playwright.chromium.launch_persistent_context(
+        tmp_path_factory.mktemp("chromium-profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=list(CHROMIUM_ARGS),
+        viewport={"width": 1280, "height": 900},
+    )
+    try:
+        yield context
+    finally:
+        context.close()
