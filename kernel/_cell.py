@@ -27,6 +27,7 @@ class Cell:
     parent: dict[str, Any]
     iopub: IOPubOutbox
     idents: list[bytes] = attrs.field(factory=list)
+    parent_content: dict[str, Any] = attrs.field(factory=dict)
     execution_count: int = 0
     silent: bool = False
     allow_stdin: bool = False

@@ -40,6 +40,7 @@ class RunningCell:
     token: trio.lowlevel.TrioToken
     thread_id: int
     silent: bool = False
+    stop_on_error: bool = True
     reason: str | None = None
     """Why the cell was cancelled: ``"interrupt"`` or ``"timeout"``; set once."""
     finished: bool = False

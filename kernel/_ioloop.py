@@ -42,6 +42,7 @@ from ._runner import ShellRunner
 from ._shell import TrioShell
 from ._sockets import Outbox, SocketTask
 from ._stdin import StdinBroker
+from ._subshells import Subshells
 from ._wire import Message, Outgoing, WireError, decode, encode, make_header
 
 log = logging.getLogger("kernel.io")
@@ -67,6 +68,8 @@ class IOLoop:
         self.main_runner: ShellRunner | None = None
         self.comms: CommManager | None = None
         self.debugger: Debugger | None = None
+        self.make_runner: Callable[[str], ShellRunner] | None = None
+        self.subshells: Subshells | None = None
         self.token: trio.lowlevel.TrioToken | None = None
         self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
         self.iopub: IOPubOutbox | None = None
@@ -87,11 +90,11 @@ class IOLoop:
             with contextlib.suppress(trio.RunFinishedError):
                 self.token.run_sync_soon(self._stop_scope.cancel)
 
-    def run_cells_stop(self, cells: list[RunningCell], reason: str, done: Callable[[], None]) -> None:
-        """Stop ``cells`` from the I/O loop, then call ``done`` there (from any thread)."""
+    def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
+        """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""
         async def stop() -> None:
             try:
-                await self.interrupter.stop(cells, reason)
+                await self.interrupter.stop(self.all_running_cells() if cells is None else cells, reason)
             finally:
                 done()
 
@@ -119,6 +122,7 @@ class IOLoop:
             with self._stop_scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    self.subshells = Subshells(nursery, self.interrupter, self._new_runner)
                     nursery.start_soon(self._dispatch)
                     self._on_ready(self)
                     await trio.sleep_forever()
@@ -132,6 +136,15 @@ class IOLoop:
             while any(len(box) for box in self.outboxes.values()):
                 await trio.sleep(0.005)
             await trio.sleep(0.01)
+
+    def _new_runner(self, subshell_id: str) -> ShellRunner:
+        assert self.make_runner is not None, "kernel not wired yet"
+        return self.make_runner(subshell_id)
+
+    def all_running_cells(self) -> list[RunningCell]:
+        """Running cells of every shell (I/O loop)."""
+        cells = self.main_runner.running_cells(include_silent=True) if self.main_runner else []
+        return cells + (self.subshells.running_cells() if self.subshells else [])
 
     def _encode(self, out: Outgoing) -> list[bytes]:
         return encode(self.session, out)
@@ -174,8 +187,24 @@ class IOLoop:
                     self._nursery.start_soon(self._serve_in_thread, msg)
                 else:
                     self._nursery.start_soon(self._serve, msg)
-            elif self.main_runner is not None:
+            else:
+                self._to_shell(msg)
+
+    def _to_shell(self, msg: Message) -> None:
+        """Hand a request to its shell: the main one, or the subshell its header names."""
+        subshell_id = msg.subshell_id
+        if subshell_id is None:
+            if self.main_runner is not None:
                 self.main_runner.submit(msg)
+            return
+        runner = self.subshells.get(subshell_id) if self.subshells else None
+        if runner is not None:
+            runner.submit(msg)
+        elif msg.msg_type.endswith("_request"):
+            log.error("%s for unknown subshell %s", msg.msg_type, subshell_id)
+            self._status("busy", msg.header)
+            self._reply(msg, _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}"))
+            self._status("idle", msg.header)
 
     def _status(self, state: str, parent: dict[str, Any]) -> None:
         assert self.iopub is not None
@@ -212,7 +241,7 @@ class IOLoop:
         kind = msg.msg_type
         if kind == "kernel_info_request":
             debugger = self.debugger is not None and self.debugger.available
-            self._reply(msg, _replies.kernel_info(debugger=debugger, subshells=False))
+            self._reply(msg, _replies.kernel_info(debugger=debugger, subshells=True))
         elif kind == "comm_info_request":
             target = msg.content.get("target_name")
             comms = self.comms.info(target if isinstance(target, str) else None) if self.comms else {}
@@ -220,6 +249,8 @@ class IOLoop:
         elif kind == "interrupt_request":
             self._reply(msg, {"status": "ok"})
             await self.interrupt()
+        elif kind in ("create_subshell_request", "delete_subshell_request", "list_subshell_request"):
+            self._reply(msg, await self._subshell_request(kind, msg.content))
         elif kind == "debug_request":
             if self.debugger is None:
                 log.error("debug_request but no debugger: no reply")
@@ -232,10 +263,21 @@ class IOLoop:
         else:
             log.error("unknown message type %r on %s: no reply", kind, msg.channel)
 
+    async def _subshell_request(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+        assert self.subshells is not None
+        if kind == "create_subshell_request":
+            return {"status": "ok", "subshell_id": await self.subshells.create()}
+        if kind == "list_subshell_request":
+            return {"status": "ok", "subshell_id": self.subshells.ids()}
+        subshell_id = content.get("subshell_id")
+        if isinstance(subshell_id, str) and await self.subshells.delete(subshell_id):
+            return {"status": "ok"}
+        return _replies.bad_request(kind, f"no subshell with id {subshell_id!r}")
+
     async def interrupt(self) -> None:
-        """Stop every running non-silent cell of the main shell (I/O loop)."""
-        if self.main_runner is not None:
-            await self.interrupter.stop(self.main_runner.running_cells(), "interrupt")
+        """Stop every running non-silent cell of every shell (I/O loop)."""
+        cells = [c for c in self.all_running_cells() if not c.silent]
+        await self.interrupter.stop(cells, "interrupt")
 
     async def _watch(self, cell: RunningCell, seconds: float) -> None:
         await trio.sleep(seconds)

@@ -22,6 +22,7 @@ by a trio task that waits for it to end.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -94,12 +95,12 @@ class Kernel:
 
     async def _stop_cells(self, timeout: float = 3.0) -> None:
         """Interrupt every running cell (thread cells too) before the nursery is cancelled."""
-        io, runner = self._io, self._runner
-        if io is None or runner is None or not runner.running:
+        io = self._io
+        if io is None:
             return
         done = trio.Event()
         token = trio.lowlevel.current_trio_token()
-        io.run_cells_stop(list(runner.running), "shutdown", lambda: token.run_sync_soon(done.set))
+        io.run_cells_stop(None, "shutdown", lambda: token.run_sync_soon(done.set))
         with trio.move_on_after(timeout):
             await done.wait()
 
@@ -155,6 +156,7 @@ async def open_kernel(
     owns_file = connection_file is None
     path = write_connection_file(info) if owns_file else Path(connection_file)  # type: ignore[arg-type]
     shell = make_shell(namespace, history_file)
+    shell.default_run_mode = default_mode
     session = make_session(info.key, info.signature_scheme)
     kernel = Kernel(info, path, shell)
     _streams.install()
@@ -182,6 +184,7 @@ async def open_kernel(
             await nursery.start(runner.run)
             kernel._io, kernel._runner = io, runner
             io.main_runner, io.comms = runner, comms
+            io.make_runner = functools.partial(ShellRunner, shell, services, comms)
             io.debugger = Debugger(shell, lambda body: services.publish("debug_event", body, {}))
             if threading.current_thread() is threading.main_thread():
                 remove_listener = _sigint.add_listener(

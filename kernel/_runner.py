@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -26,7 +27,7 @@ import trio
 from . import _replies
 from ._cell import Cell, current_cell, set_orphan_cell
 from ._cellmode import CellOptions, cell_options
-from ._comms import CommManager
+from ._comms import CommManager, activate
 from ._enums import RunMode
 from ._interrupt import RunningCell
 from ._routing import route
@@ -46,7 +47,9 @@ class ShellRunner:
         self.services = services
         self.comms = comms
         self.subshell_id = subshell_id
-        self.running: set[RunningCell] = set()
+        self._running: set[RunningCell] = set()
+        self._running_lock = threading.Lock()
+        self._scope = trio.CancelScope()
         self.abort_before = -math.inf
         self.token: trio.lowlevel.TrioToken | None = None
         self._inbox_send, self._inbox = trio.open_memory_channel[Message](math.inf)
@@ -60,14 +63,43 @@ class ShellRunner:
         assert self.token is not None, "runner not started"
         self.token.run_sync_soon(self._inbox_send.send_nowait, msg)
 
-    def running_cells(self) -> list[RunningCell]:
-        """A snapshot of running, non-silent cells (read from the I/O thread)."""
-        return [c for c in list(self.running) if not c.silent]
+    def stop_threadsafe(self) -> None:
+        """End ``run`` (from any thread); running cells should be stopped first."""
+        if self.token is not None:
+            try:
+                self.token.run_sync_soon(self._scope.cancel)
+            except trio.RunFinishedError:
+                pass
+
+    def running_cells(self, include_silent: bool = False) -> list[RunningCell]:
+        """A snapshot of the running cells (read from the I/O thread)."""
+        with self._running_lock:
+            return [c for c in self._running if include_silent or not c.silent]
+
+    @property
+    def default_mode(self) -> RunMode:
+        """The mode of cells that name none: ``%runmode`` changes it at run time."""
+        return getattr(self.shell, "default_run_mode", self.services.default_mode)
+
+    def run_in_own_loop(self, on_ready: Callable[[], None]) -> None:
+        """Thread body of a subshell: a trio loop that runs this runner until stopped."""
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run)
+                on_ready()
+
+        trio.run(main)
 
     @trio.lowlevel.enable_ki_protection
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Dispatch requests until cancelled."""
         self.token = trio.lowlevel.current_trio_token()
+        activate(self.comms)
+        with self._scope:
+            await self._dispatch(task_status)
+
+    async def _dispatch(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as cells:
             cells.start_soon(self._run_queue)
             task_status.started()
@@ -93,7 +125,7 @@ class ShellRunner:
         return cell_options(
             code if isinstance(code, str) else "",
             msg.metadata,
-            self.services.default_mode,
+            self.default_mode,
             silent=bool(msg.content.get("silent", False)),
             default_timeout=self.services.default_timeout,
         )
@@ -156,6 +188,7 @@ class ShellRunner:
             parent=msg.header,
             iopub=self.services.iopub,
             idents=msg.idents,
+            parent_content=content,
             execution_count=shell.execution_count,
             silent=silent,
             allow_stdin=bool(content.get("allow_stdin", False)),
@@ -180,7 +213,7 @@ class ShellRunner:
         error = None if options.raises_exception and cell.error else cell.error
         if error is not None and content.get("stop_on_error", True):
             self.abort_before = time.monotonic()
-            await self._stop_tasks_on_error(msg)
+            self._stop_tasks_on_error()
         return _replies.execute_reply(
             execution_count=cell.execution_count,
             error=error,
@@ -197,8 +230,10 @@ class ShellRunner:
             token=trio.lowlevel.current_trio_token(),
             thread_id=threading.get_ident(),
             silent=silent,
+            stop_on_error=bool(cell.parent_content.get("stop_on_error", True)),
         )
-        self.running.add(running)
+        with self._running_lock:
+            self._running.add(running)
         if options.timeout is not None:
             self.services.watch_deadline(running, options.timeout)
         try:
@@ -226,27 +261,29 @@ class ShellRunner:
                     raise result.error_in_exec
         finally:
             running.finished = True
-            self.running.discard(running)
-        if running.scope.cancelled_caught or (running.reason and isinstance(
-                getattr(result, "error_in_exec", None), KeyboardInterrupt)):
-            error = (
-                _replies.timeout_error(options.timeout or 0.0)
-                if running.reason == "timeout"
-                else _replies.interrupted_error()
-            )
-            if running.scope.cancelled_caught or running.reason == "timeout":
-                cell.error = error
-                self.services.publish("error", error, cell.parent)
+            with self._running_lock:
+                self._running.discard(running)
+        timed_out = running.reason == "timeout"
+        if running.scope.cancelled_caught or (timed_out and cell.error is not None):
+            # Cancelled while awaiting, or a blocking cell stopped by the timeout's
+            # KeyboardInterrupt: say what really happened.
+            error = _replies.timeout_error(options.timeout or 0.0) if timed_out else _replies.interrupted_error()
+            cell.error = error
+            self.services.publish("error", error, cell.parent)
 
     def _user_expressions(self, expressions: Any) -> dict[str, Any]:
         if not isinstance(expressions, dict) or not expressions:
             return {}
         return self.shell.user_expressions(expressions)
 
-    async def _stop_tasks_on_error(self, msg: Message) -> None:
-        """``stop_on_error``: cancel concurrently running task cells that asked for it."""
-        for running in list(self.running):
-            if not running.silent:
+    def _stop_tasks_on_error(self) -> None:
+        """``stop_on_error``: cancel the running cells of this loop that asked for it.
+
+        Cells on other loops (thread cells) are left alone: their scopes belong to another
+        thread and an error in one cell is no reason to interrupt blocking work elsewhere.
+        """
+        token = trio.lowlevel.current_trio_token()
+        for running in self.running_cells():
+            if running.stop_on_error and running.token is token and not running.finished:
                 running.reason = running.reason or "interrupt"
                 running.scope.cancel()
-        await trio.lowlevel.checkpoint()

@@ -25,9 +25,11 @@ import trio
 from IPython.core import page, payloadpage
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from ._cell import Cell, cell_for_output, current_cell
+from ._enums import RunMode
 from ._wire import Outgoing
 
 
@@ -107,7 +109,18 @@ class TrioShell(InteractiveShell):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.autoawait = True
+        self.default_run_mode = RunMode.QUEUE
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
+        self.register_magic_function(self._runmode_magic, "line", "runmode")
+
+    def _runmode_magic(self, line: str) -> None:
+        """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
+        word = line.strip().lower()
+        if word:
+            if word not in RunMode._value2member_map_:
+                raise UsageError(f"unknown run mode {word!r}; choose one of: {', '.join(RunMode)}")
+            self.default_run_mode = RunMode(word)
+        print(f"default run mode: {self.default_run_mode}")
 
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""

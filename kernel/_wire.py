@@ -155,6 +155,9 @@ def encode(session: Session, out: Outgoing) -> list[bytes]:
     """Build the signed frames of ``out`` (I/O thread only)."""
     msg = session.msg(out.msg_type, content=out.content, parent=out.parent,
                       header=out.header, metadata=out.metadata)
+    subshell_id = out.parent.get("subshell_id")
+    if subshell_id is not None:
+        msg["header"]["subshell_id"] = subshell_id
     frames = session.serialize(msg, ident=out.idents)
     if out.buffers:
         frames.extend(out.buffers)

@@ -33,20 +33,25 @@ class Frontend:
     def __init__(self, km: KernelManager, kc: BlockingKernelClient) -> None:
         self.km = km
         self.kc = kc
+        self._replies: dict[str, dict[str, Any]] = {}
+        self._iopub_stash: dict[str, list[dict[str, Any]]] = {}
 
     def iopub(self, timeout: float = TIMEOUT) -> dict[str, Any]:
         return _check(self.kc.get_iopub_msg(timeout=timeout))
 
     def shell_reply(self, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The shell reply to ``msg_id`` (replies to other requests are skipped)."""
+        """The shell reply to ``msg_id``; replies to other requests are kept for later."""
         deadline = time.monotonic() + timeout
-        while True:
+        while msg_id not in self._replies:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no shell reply to {msg_id} in {timeout} s")
-            msg = _check(self.kc.get_shell_msg(timeout=remaining))
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg
+            try:
+                msg = _check(self.kc.get_shell_msg(timeout=remaining))
+            except queue.Empty:
+                continue
+            self._replies[msg["parent_header"].get("msg_id", "")] = msg
+        return self._replies.pop(msg_id)
 
     def control(self, msg_type: str, content: dict[str, Any] | None = None,
                 timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -59,17 +64,31 @@ class Frontend:
             if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
                 return reply
 
-    def outputs_until_idle(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
-        """iopub messages of ``msg_id`` from busy to idle (exclusive)."""
+    def iopub_for(self, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next iopub message whose parent is ``msg_id``; others are kept for later."""
+        stash = self._iopub_stash.get(msg_id)
+        if stash:
+            return stash.pop(0)
         deadline = time.monotonic() + timeout
-        out: list[dict[str, Any]] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no idle for {msg_id} in {timeout} s")
-            msg = self.iopub(timeout=remaining)
-            if msg["parent_header"].get("msg_id") != msg_id:
+                raise TimeoutError(f"no iopub message for {msg_id} in {timeout} s")
+            try:
+                msg = self.iopub(timeout=remaining)
+            except queue.Empty:
                 continue
+            parent = msg["parent_header"].get("msg_id", "")
+            if parent == msg_id:
+                return msg
+            self._iopub_stash.setdefault(parent, []).append(msg)
+
+    def outputs_until_idle(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """iopub messages of ``msg_id`` up to its idle status (status messages left out)."""
+        deadline = time.monotonic() + timeout
+        out: list[dict[str, Any]] = []
+        while True:
+            msg = self.iopub_for(msg_id, timeout=max(deadline - time.monotonic(), 0.0))
             if msg["msg_type"] == "status":
                 if msg["content"]["execution_state"] == "idle":
                     return out
@@ -82,24 +101,32 @@ class Frontend:
         outputs = self.outputs_until_idle(msg_id, timeout)
         return self.shell_reply(msg_id, timeout), outputs
 
+    def send_shell(self, msg_type: str, content: dict[str, Any], subshell_id: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> str:
+        """Send a shell request (optionally to a subshell); return its msg_id."""
+        msg = self.kc.session.msg(msg_type, content, metadata=metadata)
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def submit(self, code: str, subshell_id: str | None = None, tags: list[str] | None = None,
+               **content: Any) -> str:
+        """Send an execute_request without waiting; return its msg_id."""
+        body = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                "allow_stdin": False, "stop_on_error": True, **content}
+        return self.send_shell("execute_request", body, subshell_id,
+                               metadata={"tags": tags} if tags is not None else None)
+
     def wait_for_stream(self, msg_id: str, text: str, timeout: float = TIMEOUT) -> None:
         """Block until ``msg_id`` printed ``text`` (proof that a cell is running)."""
         deadline = time.monotonic() + timeout
         seen = ""
         while text not in seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{text!r} not printed by {msg_id} in {timeout} s")
-            msg = self.iopub(timeout=remaining)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            msg = self.iopub_for(msg_id, timeout=max(deadline - time.monotonic(), 0.0))
+            if msg["msg_type"] == "stream":
                 seen += msg["content"]["text"]
 
-    def drain_iopub(self) -> None:
-        while True:
-            try:
-                self.kc.get_iopub_msg(timeout=0.05)
-            except queue.Empty:
-                return
 
 
 def stdout_of(outputs: list[dict[str, Any]]) -> str:
