@@ -107,17 +107,20 @@ class Kernel:
                     return track
             return None
 
-        while (track := answered()) is None:
-            if perf_counter() > deadline:
-                raise TimeoutError(f"no {msg_type} answer in {timeout:g} s")
-            content = _execute_content("pass", history=False) if idle else {}
+        content = _execute_content("pass", history=False) if idle else {}
+        while True:
             sent.append(self.send(channel, msg_type, content))
             try:
                 self.wait_until(lambda: answered() is not None, 1.0, "")
             except TimeoutError:
+                if perf_counter() > deadline:
+                    raise TimeoutError(f"no {msg_type} answer in {timeout:g} s") from None
+                if not self.km.is_alive():
+                    raise RuntimeError("kernel process exited; see the kernels log") from None
                 continue
-        assert track.reply is not None
-        return track.reply
+            track = answered()
+            assert track is not None and track.reply is not None
+            return track.reply
 
     def send(self, channel: str, msg_type: str, content: dict[str, Any]) -> str:
         """Sign and send one request; return its msg_id."""

@@ -36,8 +36,10 @@ class KernelResult:
     values: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    rounds: int = 0
 
     def add(self, outcome: Outcome) -> None:
+        self.rounds += 1
         self.values.extend(outcome.values)
         self.failures.extend(outcome.failures)
         if outcome.notes:
@@ -53,6 +55,7 @@ class KernelResult:
             "median": self.median,
             "p99": p99(self.values) if with_p99 and self.values else None,
             "values": self.values,
+            "rounds": self.rounds,
             "failures": self.failures,
             "notes": self.notes,
         }
@@ -113,16 +116,18 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:.3f}"
 
 
-def failure_summary(failures: list[str]) -> str:
-    """'no reply in 10 s x2': repeated failures once, with a count."""
-    counts = Counter(failures)
-    return "; ".join(f"{text} x{n}" if n > 1 else text for text, n in counts.items())
+def failure_summary(result: KernelResult) -> str:
+    """'2/3 no reply in 10 s': each distinct failure once, with how many rounds had it."""
+    counts = Counter(result.failures)
+    if result.rounds <= 1:
+        return "; ".join(counts)
+    return "; ".join(f"{n}/{result.rounds} {text}" for text, n in counts.items())
 
 
 def _median_cell(result: KernelResult, unit: str) -> str:
     if not result.failures:
         return fmt(result.median, unit)
-    summary = failure_summary(result.failures)
+    summary = failure_summary(result)
     if result.median is None:
         return paint(summary, RED)
     return paint(f"{fmt(result.median, unit)} ({summary})", RED)

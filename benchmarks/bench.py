@@ -12,6 +12,7 @@ and Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -99,14 +100,24 @@ def check_kernelspecs(names: list[str]) -> None:
         )
 
 
+def version_of(dist: str) -> str | None:
+    """Installed version; for trio-kernel also the package's __version__ if importable."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        pass
+    if dist != "trio-kernel":
+        return None
+    try:
+        module = importlib.import_module("kernel")
+    except ImportError:
+        return None
+    return getattr(module, "__version__", None)
+
+
 def machine() -> dict[str, Any]:
     """Collect what the numbers depend on: CPUs, Python, library versions."""
-    versions = {}
-    for dist in DISTRIBUTIONS:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    versions = {dist: version_of(dist) for dist in DISTRIBUTIONS}
     return {
         "cpus": cpu_count(),
         "python": platform.python_version(),
@@ -145,12 +156,19 @@ def describe(slot: Slot) -> dict[str, Any]:
     }
 
 
+class KernelUnavailable(Exception):
+    """A long-lived kernel could not be (re)started: the run cannot go on."""
+
+
 def open_kernel(slot: Slot, log: IO[bytes]) -> None:
     """Start the slot's long-lived kernel and wait until its iopub is live."""
     kernel = Kernel(slot.name, log)
     slot.kernel = kernel
-    kernel.start(timeout=60)
-    kernel.warm_up(timeout=30)
+    try:
+        kernel.start(timeout=60)
+        kernel.warm_up(timeout=30)
+    except (TimeoutError, RuntimeError) as exc:
+        raise KernelUnavailable(f"{slot.label}: {exc}") from exc
 
 
 def replace_kernel(slot: Slot, log: IO[bytes]) -> None:
@@ -168,11 +186,12 @@ def run_startup(slots: list[Slot], plan: Plan, log: IO[bytes]) -> list[ScenarioR
         for slot in slots:
             try:
                 seconds, mib = startup(slot.name, log)
-            except TimeoutError as exc:
-                times[slot.label].failures.append(str(exc))
+            except (TimeoutError, RuntimeError) as exc:
+                times[slot.label].add(Outcome(failures=[str(exc)]))
+                rss[slot.label].add(Outcome(failures=["no kernel"]))
                 continue
-            times[slot.label].values.append(seconds)
-            rss[slot.label].values.append(mib)
+            times[slot.label].add(Outcome([seconds]))
+            rss[slot.label].add(Outcome([mib]))
     return [
         ScenarioResult("startup", "startup", "s", times, Target(ratio_max=0.7)),
         ScenarioResult("rss", "RSS after startup", "MiB", rss, Target(ratio_max=1.0)),
@@ -250,6 +269,9 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 def print_results(slots: list[Slot], rows: list[ScenarioResult]) -> None:
     """Who answered (from kernel_info), then the table."""
     for k in map(describe, slots):
+        if k["implementation"] is None:
+            print(f"{k['label']}: no kernel_info (never started)")
+            continue
         print(
             f"{k['label']}: {k['implementation']} {k['implementation_version']}, "
             f"protocol {k['protocol_version']}, {k['language']}"
@@ -289,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header(info, plan)
     rows: list[ScenarioResult] = []
     started = time.time()
-    complete = False
+    complete, status = False, 0
     args.json.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.json.with_suffix(".kernels.log")
     try:
@@ -298,12 +320,16 @@ def main(argv: list[str] | None = None) -> int:
             complete = True
     except KeyboardInterrupt:
         print("interrupted: kernels shut down, partial results follow", file=sys.stderr)
+        status = 130
+    except KernelUnavailable as exc:
+        print(f"stopped: cannot start {exc}", file=sys.stderr)
+        status = 1
     finally:
         print_results(slots, rows)
         report = build_report(args, info, slots, rows, started, complete)
         write_json(args.json, report)
         print(f"wrote {args.json} in {report['seconds']} s (kernel output: {log_path})")
-    return 0 if complete else 130
+    return status
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ class Interrupter:
                 return
             if cell.finished:
                 return
+            log.debug("cell on thread %s did not confirm the cancel in %.0f ms: escalating",
+                      cell.thread_id, wait * 1000)
             self._escalate(cell)
             wait = max(wait * 5, 0.25)
         log.warning("cell on thread %s did not stop after %d attempts", cell.thread_id, self.attempts)

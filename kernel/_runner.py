@@ -32,7 +32,7 @@ from ._enums import RunMode
 from ._interrupt import RunningCell
 from ._routing import route
 from ._services import Services
-from ._shell import TrioShell, is_cancellation
+from ._shell import TrioShell
 from ._wire import Message
 
 log = logging.getLogger("kernel.runner")
@@ -173,6 +173,7 @@ class ShellRunner:
                 reply = _replies.aborted_reply()
             else:
                 reply = await self._execute_code(msg, code, options, queued)
+            reply.setdefault("execution_count", self.shell.execution_count)
             services.reply(msg.channel, "execute_reply", reply, msg.header, msg.idents,
                            metadata={"status": reply["status"]})
         finally:
@@ -257,8 +258,9 @@ class ShellRunner:
                     shell.events.trigger("post_execute")
                     if not silent:
                         shell.events.trigger("post_run_cell", result)
-                if is_cancellation(result.error_in_exec):
-                    raise result.error_in_exec
+                cancelled = getattr(result, "trio_cancelled", None)
+                if cancelled is not None:
+                    raise cancelled
         finally:
             running.finished = True
             with self._running_lock:

@@ -29,6 +29,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from ._cell import Cell, cell_for_output, current_cell
+from ._debugger_cells import CellCompiler
 from ._enums import RunMode
 from ._wire import Outgoing
 
@@ -105,6 +106,7 @@ class TrioShell(InteractiveShell):
 
     displayhook_class = CellDisplayHook  # type: ignore[assignment]
     display_pub_class = CellDisplayPublisher  # type: ignore[assignment]
+    compiler_class = CellCompiler  # cells named as the debugger's dumpCell names them
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -184,20 +186,47 @@ class TrioShell(InteractiveShell):
             finally:
                 sys.excepthook = saved_hook
         except BaseException as exc:
+            if is_cancellation(exc):
+                # Not an error of the cell: kept off ``error_in_exec`` so that IPython
+                # neither formats nor stores a traceback for it (that costs ~50 ms).
+                if result is not None:
+                    result.trio_cancelled = exc
+                return True
+            if isinstance(exc, KeyboardInterrupt):
+                # An interrupt must answer fast: a plain traceback (about 1 ms) instead of
+                # IPython's highlighted one, and none stored in history (another 50 ms).
+                self._report_interrupt(exc)
+                return True
             if result is not None:
                 result.error_in_exec = exc
-            if is_cancellation(exc) or isinstance(exc, bdb.BdbQuit):
-                return True
-            if isinstance(exc, SystemExit):
-                self.showtraceback(exception_only=True)
-            elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
-                self.CustomTB(type(exc), exc, exc.__traceback__)
-            else:
-                # Start the traceback at the user's code, below this frame.
-                tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-                self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
+            if not isinstance(exc, bdb.BdbQuit):
+                self._report(exc)
             return True
         return False
+
+    @trio.lowlevel.enable_ki_protection
+    def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+        stb = traceback.format_exception(type(exc), exc, tb)
+        stb[-1] = "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"
+        self._showtraceback(type(exc), exc, stb)
+
+    @trio.lowlevel.enable_ki_protection
+    def _report(self, exc: BaseException) -> None:
+        """Show the error of a block, protected from KeyboardInterrupt.
+
+        An interrupt escalates with repeated SIGINTs until the cell's loop responds; one
+        arriving while the first KeyboardInterrupt is being formatted (slow the first time)
+        would otherwise abort the report, and the cell would end "ok" with no error.
+        """
+        if isinstance(exc, SystemExit):
+            self.showtraceback(exception_only=True)
+        elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
+            self.CustomTB(type(exc), exc, exc.__traceback__)
+        else:
+            # Start the traceback at the user's code, below run_code's frame.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+            self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
 
 
 def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> TrioShell:
@@ -211,6 +240,10 @@ def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> Tr
 
     config = Config()
     config.InteractiveShell.colors = "linux"
+    # Live-object completion answers in about a millisecond; jedi's static analysis takes
+    # 0.5 s on first use and competes for the GIL with a running cell. Users can turn it
+    # back on with ``%config IPCompleter.use_jedi = True``.
+    config.IPCompleter.use_jedi = False
     if history_file is not None:
         config.HistoryManager.hist_file = history_file
     kwargs: dict[str, Any] = {"config": config}

@@ -42,14 +42,17 @@ def _no_leaked_kernels() -> Iterator[None]:
 
 
 def _kernel_pids() -> set[int]:
+    """Kernel processes that are children of this test process."""
+    me = str(os.getpid())
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
             continue
-        if b"kernel" in cmd and b"-m" in cmd and b"-f" in cmd:
+        if ppid == me and b"-m" in cmd and b"-f" in cmd:
             pids.add(int(entry.name))
     return pids
