@@ -203,7 +203,10 @@ class IOLoop:
         elif msg.msg_type.endswith("_request"):
             log.error("%s for unknown subshell %s", msg.msg_type, subshell_id)
             self._status("busy", msg.header)
-            self._reply(msg, _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}"))
+            content = _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}")
+            if msg.msg_type == "execute_request":
+                content["execution_count"] = self.shell.execution_count
+            self._reply(msg, content)
             self._status("idle", msg.header)
 
     def _status(self, state: str, parent: dict[str, Any]) -> None:

@@ -265,6 +265,10 @@ class ShellRunner:
             running.finished = True
             with self._running_lock:
                 self._running.discard(running)
+        failure = result.error_before_exec or result.error_in_exec if result is not None else None
+        if cell.error is None and failure is not None:
+            # An error IPython reported without a traceback (e.g. printed to stderr).
+            cell.error = _replies.error_content(type(failure).__name__, str(failure), [])
         timed_out = running.reason == "timeout"
         if running.scope.cancelled_caught or (timed_out and cell.error is not None):
             # Cancelled while awaiting, or a blocking cell stopped by the timeout's

@@ -155,6 +155,10 @@ class TrioShell(InteractiveShell):
         return super().showtraceback(exc_tuple, filename, tb_offset, exception_only,
                                      running_compiled_code)
 
+    def show_usage_error(self, exc: BaseException) -> None:
+        """A magic's usage error is the cell's error too (IPython only prints it)."""
+        self._showtraceback(type(exc), exc, [f"\x1b[0;31mUsageError\x1b[0m: {exc}"])
+
     def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
         content = {
             "ename": etype.__name__,

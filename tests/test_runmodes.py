@@ -1,0 +1,158 @@
+"""Run modes, cell options and subshells over real sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Frontend, stdout_of
+
+
+def test_task_cell_finishes_while_a_queued_cell_sleeps(kernel: Frontend) -> None:
+    queued = kernel.submit("import time\nprint('go', flush=True)\ntime.sleep(0.5) if False else None\n"
+                           "import trio\nawait trio.sleep(2)\nprint('queued done')")
+    kernel.wait_for_stream(queued, "go")
+    task = kernel.submit("# task\nprint('task ran')")
+    assert stdout_of(kernel.outputs_until_idle(task)) == "task ran\n"
+    assert kernel.shell_reply(task)["content"]["status"] == "ok"
+    assert "queued done" in stdout_of(kernel.outputs_until_idle(queued))
+
+
+def test_queue_runs_in_arrival_order(kernel: Frontend) -> None:
+    kernel.execute("order = []")
+    ids = [kernel.submit(f"import trio\nawait trio.sleep({0.05 * (3 - i)})\norder.append({i})") for i in range(3)]
+    for msg_id in ids:
+        assert kernel.shell_reply(msg_id)["content"]["status"] == "ok"
+    _, outputs = kernel.execute("print(order)")
+    assert stdout_of(outputs) == "[0, 1, 2]\n"
+
+
+def test_thread_cell_runs_off_the_shell_thread_and_can_await(kernel: Frontend) -> None:
+    code = ("# thread\nimport threading, trio\nawait trio.sleep(0.01)\n"
+            "print(threading.current_thread() is threading.main_thread())")
+    reply, outputs = kernel.execute(code)
+    assert reply["content"]["status"] == "ok"
+    assert stdout_of(outputs) == "False\n"
+
+
+def test_blocking_cell_holds_back_later_tasks(kernel: Frontend) -> None:
+    kernel.execute("seen = []")
+    blocking = kernel.submit("# blocking\nimport trio\nawait trio.sleep(0.3)\nseen.append('blocking')")
+    task = kernel.submit("# task\nseen.append('task')")
+    assert kernel.shell_reply(blocking)["content"]["status"] == "ok"
+    assert kernel.shell_reply(task)["content"]["status"] == "ok"
+    _, outputs = kernel.execute("print(seen)")
+    assert stdout_of(outputs) == "['blocking', 'task']\n"
+
+
+def test_tags_select_the_mode(kernel: Frontend) -> None:
+    queued = kernel.submit("import trio\nprint('go', flush=True)\nawait trio.sleep(1.5)")
+    kernel.wait_for_stream(queued, "go")
+    tagged = kernel.submit("print('tagged task')", tags=["task"])
+    assert stdout_of(kernel.outputs_until_idle(tagged)) == "tagged task\n"
+    assert kernel.shell_reply(queued)["content"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("code", [
+    "# timeout=0.2\nimport trio\nawait trio.sleep(30)",
+    "# timeout=0.2\nimport time\ntime.sleep(30)",
+    "# thread timeout=0.2\nwhile True:\n    pass",
+])
+def test_timeout_option(kernel: Frontend, code: str) -> None:
+    reply, outputs = kernel.execute(code)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "TimeoutError"
+    assert "0.2 s" in reply["content"]["evalue"]
+    assert any(m["msg_type"] == "error" and m["content"]["ename"] == "TimeoutError" for m in outputs)
+
+
+def test_timeout_tag(kernel: Frontend) -> None:
+    msg_id = kernel.submit("import trio\nawait trio.sleep(30)", tags=["timeout=0.2"])
+    assert kernel.shell_reply(msg_id)["content"]["ename"] == "TimeoutError"
+
+
+def test_raises_exception_is_ok_and_keeps_the_queue(kernel: Frontend) -> None:
+    failing = kernel.submit("raise ValueError('expected')", tags=["raises-exception"])
+    after = kernel.submit("print('next')")
+    reply = kernel.shell_reply(failing)
+    assert reply["content"]["status"] == "ok"
+    assert kernel.shell_reply(after)["content"]["status"] == "ok"
+
+
+def test_suppress_error_shows_the_error_but_replies_ok(kernel: Frontend) -> None:
+    reply, outputs = kernel.execute("# suppress-error\n1/0")
+    assert reply["content"]["status"] == "ok"
+    assert any(m["msg_type"] == "error" for m in outputs)
+
+
+def test_runmode_magic_changes_the_default(kernel: Frontend) -> None:
+    _, outputs = kernel.execute("%runmode task")
+    assert stdout_of(outputs) == "default run mode: task\n"
+    try:
+        queued = kernel.submit("# queue\nimport trio\nprint('go', flush=True)\nawait trio.sleep(1.5)")
+        kernel.wait_for_stream(queued, "go")
+        assert stdout_of(kernel.outputs_until_idle(kernel.submit("print('default is task')"))) == "default is task\n"
+        assert kernel.shell_reply(queued)["content"]["status"] == "ok"
+    finally:
+        kernel.execute("%runmode queue")
+    reply, _ = kernel.execute("%runmode sideways")
+    assert reply["content"]["ename"] == "UsageError"
+
+
+def test_stop_on_error_cancels_running_tasks_that_asked_for_it(kernel: Frontend) -> None:
+    task = kernel.submit("# task\nimport trio\nprint('go', flush=True)\nawait trio.sleep(30)")
+    kernel.wait_for_stream(task, "go")
+    reply, _ = kernel.execute("1/0")
+    assert reply["content"]["status"] == "error"
+    assert kernel.shell_reply(task)["content"]["ename"] == "KeyboardInterrupt"
+
+
+def test_subshell_answers_while_the_main_shell_blocks(kernel: Frontend) -> None:
+    kernel_info = kernel.control("kernel_info_request")
+    assert "kernel subshells" in kernel_info["content"]["supported_features"]
+    subshell = kernel.control("create_subshell_request")["content"]["subshell_id"]
+    try:
+        assert kernel.control("list_subshell_request")["content"]["subshell_id"] == [subshell]
+        main = kernel.submit("import time\nprint('go', flush=True)\ntime.sleep(3)")
+        kernel.wait_for_stream(main, "go")
+        sub = kernel.submit("print('from the subshell', 6 * 7)", subshell_id=subshell)
+        reply = kernel.shell_reply(sub, timeout=2)
+        assert reply["content"]["status"] == "ok"
+        assert reply["header"]["subshell_id"] == subshell
+        assert stdout_of(kernel.outputs_until_idle(sub)) == "from the subshell 42\n"
+        kernel.control("interrupt_request")
+        assert kernel.shell_reply(main)["content"]["ename"] == "KeyboardInterrupt"
+    finally:
+        kernel.control("delete_subshell_request", {"subshell_id": subshell})
+    assert kernel.control("list_subshell_request")["content"]["subshell_id"] == []
+
+
+def test_deleting_a_busy_subshell_stops_its_work_and_thread(kernel: Frontend) -> None:
+    _, outputs = kernel.execute("import threading\nprint(threading.active_count())")
+    threads_before = int(stdout_of(outputs))
+    subshell = kernel.control("create_subshell_request")["content"]["subshell_id"]
+    busy = kernel.submit("import time\nprint('go', flush=True)\nwhile True:\n    time.sleep(0.01)",
+                         subshell_id=subshell)
+    kernel.wait_for_stream(busy, "go")
+    assert kernel.control("delete_subshell_request", {"subshell_id": subshell})["content"]["status"] == "ok"
+    assert kernel.shell_reply(busy)["content"]["ename"] == "KeyboardInterrupt"
+    _, outputs = kernel.execute("print(threading.active_count())")
+    assert int(stdout_of(outputs)) == threads_before
+
+
+def test_interrupt_reaches_subshell_cells(kernel: Frontend) -> None:
+    subshell = kernel.control("create_subshell_request")["content"]["subshell_id"]
+    try:
+        busy = kernel.submit("print('go', flush=True)\nwhile True:\n    pass", subshell_id=subshell)
+        kernel.wait_for_stream(busy, "go")
+        kernel.control("interrupt_request")
+        assert kernel.shell_reply(busy)["content"]["ename"] == "KeyboardInterrupt"
+    finally:
+        kernel.control("delete_subshell_request", {"subshell_id": subshell})
+
+
+def test_unknown_subshell_gets_an_error(kernel: Frontend) -> None:
+    msg_id = kernel.submit("1", subshell_id="no-such-subshell")
+    reply = kernel.shell_reply(msg_id)
+    assert reply["content"]["status"] == "error"
+    delete = kernel.control("delete_subshell_request", {"subshell_id": "no-such-subshell"})
+    assert delete["content"]["status"] == "error"
