@@ -25,7 +25,9 @@ import attrs
 
 from ._enums import Channel, RunMode, Where
 
-IO_REQUESTS: frozenset[str] = frozenset({"kernel_info_request", "comm_info_request"})
+IO_REQUESTS: frozenset[str] = frozenset(
+    {"kernel_info_request", "comm_info_request", "shutdown_request", "interrupt_request"}
+)
 """Shell-channel requests answered by the I/O loop itself."""
 
 READER_REQUESTS: frozenset[str] = frozenset(
@@ -57,12 +59,26 @@ def route(msg_type: str, channel: Channel, mode: RunMode) -> Route:
     return Route(Where.SHELL, RunMode.QUEUE)
 
 
+CONTROL_REQUESTS: frozenset[str] = frozenset(
+    {
+        "kernel_info_request",
+        "interrupt_request",
+        "shutdown_request",
+        "debug_request",
+        "create_subshell_request",
+        "delete_subshell_request",
+        "list_subshell_request",
+    }
+)
+"""What frontends send on the control channel."""
+
+
 def table() -> list[tuple[str, Channel, RunMode, Route]]:
-    """Every row of the table for the message types the kernel knows, for docs and tests."""
-    known = sorted(IO_REQUESTS | READER_REQUESTS | COMM_MESSAGES | {"execute_request", "shutdown_request"})
+    """The rows worth publishing: shell messages, then control requests."""
     rows = []
-    for msg_type in known:
-        for channel in (Channel.SHELL, Channel.CONTROL):
-            modes = list(RunMode) if msg_type == "execute_request" else [RunMode.QUEUE]
-            rows.extend((msg_type, channel, m, route(msg_type, channel, m)) for m in modes)
+    for msg_type in sorted(IO_REQUESTS | READER_REQUESTS | COMM_MESSAGES | {"execute_request"}):
+        modes = list(RunMode) if msg_type == "execute_request" else [RunMode.QUEUE]
+        rows.extend((msg_type, Channel.SHELL, m, route(msg_type, Channel.SHELL, m)) for m in modes)
+    for msg_type in sorted(CONTROL_REQUESTS):
+        rows.append((msg_type, Channel.CONTROL, RunMode.QUEUE, route(msg_type, Channel.CONTROL, RunMode.QUEUE)))
     return rows
