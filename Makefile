@@ -20,14 +20,18 @@ run: $(STAMP)
 	$(PY) examples/run_demo.py examples/demo.ipynb
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check kernel tests examples benchmarks
+	$(VENV)/bin/ruff check kernel tests examples benchmarks e2e
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kernel tests examples benchmarks
+	$(VENV)/bin/ruff check kernel tests examples benchmarks e2e
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+
+e2e: $(STAMP)
+	bash e2e/setup.sh $(VENV)
+	$(PY) -m pytest e2e -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

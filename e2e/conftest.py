@@ -48,7 +48,6 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-ARTIFACTS = Path(__file__).parent / "artifacts"
 LAB_START_TIMEOUT = 90.0
 LAB_STOP_TIMEOUT = 20.0
 KERNEL_EXIT_TIMEOUT = 20.0
@@ -152,9 +151,7 @@ def isolated_env(home: Path) -> dict[str, str]:
     JUPYTER_PATH and JUPYTER_CONFIG_PATH are dropped so that only the venv's
     own kernelspecs and lab extensions are visible.
     """
-    env = {
-        key: value for key, value in os.environ.items() if key not in {"JUPYTER_PATH", "JUPYTER_CONFIG_PATH"}
-    }
+    env = {key: value for key, value in os.environ.items() if key not in {"JUPYTER_PATH", "JUPYTER_CONFIG_PATH"}}
     for name in ("config", "data", "runtime", "ipython"):
         (home / name).mkdir(parents=True, exist_ok=True)
     env.update(
@@ -174,8 +171,8 @@ def write_quiet_config(config_dir: Path) -> None:
     (settings / "notification.jupyterlab-settings").write_text(json.dumps(NOTIFICATION_SETTINGS))
 
 
-def kernelspec_names(env: dict[str, str]) -> set[str]:
-    """Return the kernelspecs the server will see, asked in the server's own environment."""
+def kernelspec_display_names(env: dict[str, str]) -> dict[str, str]:
+    """Return name → display name of the kernelspecs the server will see, asked in its environment."""
     listing = subprocess.run(
         [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
         env=env,
@@ -183,7 +180,8 @@ def kernelspec_names(env: dict[str, str]) -> set[str]:
         check=True,
         timeout=60,
     )
-    return set(json.loads(listing.stdout)["kernelspecs"])
+    specs = json.loads(listing.stdout)["kernelspecs"]
+    return {name: found["spec"]["display_name"] for name, found in specs.items()}
 
 
 def start_lab(home: Path, env: dict[str, str]) -> Lab:
@@ -193,17 +191,27 @@ def start_lab(home: Path, env: dict[str, str]) -> Lab:
     port = free_port()
     token = secrets.token_hex(16)
     argv = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root_dir}",
-    ]  # fmt: skip
+    ]
     log = home / "jupyterlab.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Lab(f"http://127.0.0.1:{port}", token, root_dir, log, process)
 
 
@@ -249,11 +257,11 @@ def stop_lab(lab: Lab) -> set[Process]:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, check_kernelspec: None) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> Iterator[Lab]:
     """Yield a running JupyterLab that can start ``kernel_name``; stop it and its kernels after.
 
-    ``check_kernelspec`` runs first so that a missing kernelspec fails before
-    a server and a browser are started for nothing.
+    Asking for ``kernel_display_name`` first makes a missing kernelspec fail
+    before a server and a browser are started for nothing.
     """
     home = tmp_path_factory.mktemp("jupyterlab")
     env = isolated_env(home)
@@ -268,12 +276,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory, check_kernelspec: None) -> Ite
 
 
 @pytest.fixture(scope="session")
-def check_kernelspec(tmp_path_factory: pytest.TempPathFactory, kernel_name: str) -> None:
-    """Fail early, with the list of what exists, if the kernelspec under test is missing."""
-    env = isolated_env(tmp_path_factory.mktemp("kernelspecs"))
-    names = kernelspec_names(env)
+def kernel_display_name(tmp_path_factory: pytest.TempPathFactory, kernel_name: str) -> str:
+    """Return the display name of the kernelspec under test, which the page shows once it runs.
+
+    Fails, listing what exists, if the server's environment has no such kernelspec.
+    """
+    names = kernelspec_display_names(isolated_env(tmp_path_factory.mktemp("kernelspecs")))
     if kernel_name not in names:
         pytest.fail(f"no kernelspec {kernel_name!r} in {sys.prefix}; found {sorted(names)}")
+    return names[kernel_name]
 
 
 @pytest.fixture(scope="session")

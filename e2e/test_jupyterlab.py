@@ -62,7 +62,7 @@ def cell_sources(kernel_name: str) -> list[str]:
     ]
 
 
-def notebook_json(kernel_name: str) -> str:
+def notebook_json(kernel_name: str, display_name: str) -> str:
     """Return an nbformat 4.5 notebook whose metadata selects ``kernel_name``."""
     cells = [
         {
@@ -76,15 +76,20 @@ def notebook_json(kernel_name: str) -> str:
         for index, source in enumerate(cell_sources(kernel_name))
     ]
     metadata = {
-        "kernelspec": {"name": kernel_name, "display_name": kernel_name, "language": "python"},
+        "kernelspec": {"name": kernel_name, "display_name": display_name, "language": "python"},
     }
     return json.dumps({"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})
 
 
-def wait_kernel_idle(page: Page) -> None:
-    """Wait until the notebook's execution indicator says the kernel is idle."""
-    indicator = page.locator(".jp-Notebook-ExecutionIndicator")
-    expect(indicator).to_have_attribute("data-status", "idle", timeout=KERNEL_READY_TIMEOUT_MS)
+def wait_kernel_idle(page: Page, display_name: str) -> None:
+    """Wait until the status bar shows the kernel under test, idle.
+
+    The status bar is the signal because it names the kernel: the toolbar's
+    execution indicator already says "idle" while the notebook has no kernel
+    yet, and a cell run then is silently not executed.
+    """
+    status = page.locator("#jp-main-statusbar").get_by_text(f"{display_name} | Idle", exact=True)
+    expect(status).to_be_visible(timeout=KERNEL_READY_TIMEOUT_MS)
 
 
 def cell(page: Page, index: int) -> Locator:
@@ -109,23 +114,23 @@ def expect_output(target: Locator, text: str) -> None:
 def kernel_menu(page: Page, item: str) -> None:
     """Open the Kernel menu of the menu bar and choose ``item``."""
     page.locator(".lm-MenuBar-item", has_text="Kernel").click()
-    page.locator(".lm-Menu-item", has_text=item).first.click()
+    page.locator(".lm-Menu").get_by_text(item, exact=True).click()
 
 
 @pytest.fixture(scope="module")
-def page(lab: Lab, browser: BrowserContext, kernel_name: str) -> Iterator[Page]:
+def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_name: str) -> Iterator[Page]:
     """Yield the notebook, open and with its kernel idle; screenshot the page at the end.
 
     The screenshot is taken whether the tests passed or not: it is the first
     thing to look at when one did not.
     """
-    (lab.root_dir / NOTEBOOK).write_text(notebook_json(kernel_name))
+    (lab.root_dir / NOTEBOOK).write_text(notebook_json(kernel_name, kernel_display_name))
     tab = browser.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
         tab.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
         expect(cell(tab, FRESH)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-        wait_kernel_idle(tab)
+        wait_kernel_idle(tab, kernel_display_name)
         yield tab
     finally:
         SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -133,38 +138,39 @@ def page(lab: Lab, browser: BrowserContext, kernel_name: str) -> Iterator[Page]:
         tab.close()
 
 
-def test_top_level_await_prints(page: Page) -> None:
+def test_top_level_await_prints(page: Page, kernel_display_name: str) -> None:
     """A cell awaiting in the kernel's event loop runs and its print reaches the page."""
     expect_output(run_cell(page, HELLO), "hi")
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, kernel_display_name)
 
 
-def test_interrupt_stops_blocking_cell(page: Page) -> None:
+def test_interrupt_stops_blocking_cell(page: Page, kernel_display_name: str) -> None:
     """Kernel → Interrupt Kernel ends a cell blocked in ``time.sleep`` with KeyboardInterrupt."""
     target = run_cell(page, SLEEP)
     expect_output(target, "sleeping")
     kernel_menu(page, "Interrupt Kernel")
     expect_output(target, "KeyboardInterrupt")
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, kernel_display_name)
 
 
-def test_slider_widget_renders(page: Page) -> None:
+def test_slider_widget_renders(page: Page, kernel_display_name: str) -> None:
     """An ipywidgets slider is rendered as a slider showing its value, not as text."""
     target = run_cell(page, SLIDER)
     slider = target.locator(".jp-OutputArea-output .widget-slider")
     expect(slider).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
-    expect(target.locator(".widget-readout")).to_have_text("5")
-    wait_kernel_idle(page)
+    expect(target.locator(".widget-readout")).to_have_text("5", timeout=OUTPUT_TIMEOUT_MS)
+    wait_kernel_idle(page, kernel_display_name)
 
 
-def test_restart_gives_fresh_namespace(page: Page) -> None:
+def test_restart_gives_fresh_namespace(page: Page, kernel_display_name: str) -> None:
     """After Kernel → Restart Kernel… and the confirm dialog, cells run in a fresh namespace."""
     expect_output(run_cell(page, MARK), "marked")
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, kernel_display_name)
     kernel_menu(page, "Restart Kernel…")
     dialog = page.locator(".jp-Dialog")
-    expect(dialog).to_contain_text("Restart")
+    expect(dialog).to_contain_text("Restart", timeout=OUTPUT_TIMEOUT_MS)
     dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-    expect(dialog).to_be_hidden()
+    expect(dialog).to_be_hidden(timeout=OUTPUT_TIMEOUT_MS)
+    wait_kernel_idle(page, kernel_display_name)
     expect_output(run_cell(page, FRESH), "fresh")
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, kernel_display_name)

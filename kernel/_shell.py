@@ -19,6 +19,7 @@ from __future__ import annotations
 import bdb
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -32,6 +33,9 @@ from ._cell import Cell, cell_for_output, current_cell
 from ._debugger_cells import CellCompiler
 from ._enums import RunMode
 from ._wire import Outgoing
+
+
+_PACKAGE_DIR = str(Path(__file__).parent)
 
 
 def is_cancellation(exc: BaseException | None) -> bool:
@@ -210,9 +214,10 @@ class TrioShell(InteractiveShell):
 
     @trio.lowlevel.enable_ki_protection
     def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        stb = traceback.format_exception(type(exc), exc, tb)
-        stb[-1] = "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"
+        """A plain traceback of the user's frames (the kernel's SIGINT handler left out)."""
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PACKAGE_DIR)]
+        stb = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+               "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"]
         self._showtraceback(type(exc), exc, stb)
 
     @trio.lowlevel.enable_ki_protection
