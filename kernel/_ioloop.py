@@ -114,9 +114,9 @@ class IOLoop:
             self.outboxes[channel] = Outbox(self.token)
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
+        tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
         async with trio.open_nursery() as sockets_nursery:
-            for channel, sock in self.sockets.items():
-                task = SocketTask(sock, channel.value)
+            for channel, task in tasks.items():
                 sockets_nursery.start_soon(task.run, self._receiver(channel),
                                            self.outboxes[channel], self._encode)
             with self._stop_scope:
@@ -126,16 +126,12 @@ class IOLoop:
                     nursery.start_soon(self._dispatch)
                     self._on_ready(self)
                     await trio.sleep_forever()
-            await self._flush(deadline=2.0)
             sockets_nursery.cancel_scope.cancel()
+        # The last replies and statuses (a shutdown_reply, the final idle) still go out.
+        deadline = time.monotonic() + 2.0
+        for channel, task in tasks.items():
+            task.flush(self.outboxes[channel], self._encode, deadline)
         self.iopub.close()
-
-    async def _flush(self, deadline: float) -> None:
-        """Give the socket tasks up to ``deadline`` seconds to send what is queued."""
-        with trio.move_on_after(deadline):
-            while any(len(box) for box in self.outboxes.values()):
-                await trio.sleep(0.005)
-            await trio.sleep(0.01)
 
     def _new_runner(self, subshell_id: str) -> ShellRunner:
         assert self.make_runner is not None, "kernel not wired yet"

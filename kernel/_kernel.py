@@ -93,7 +93,7 @@ class Kernel:
         self.restart_requested = restart
         self._shutdown.set()
 
-    async def _stop_cells(self, timeout: float = 3.0) -> None:
+    async def _stop_cells(self, grace: float = 3.0) -> None:
         """Interrupt every running cell (thread cells too) before the nursery is cancelled."""
         io = self._io
         if io is None:
@@ -101,11 +101,13 @@ class Kernel:
         done = trio.Event()
         token = trio.lowlevel.current_trio_token()
         io.run_cells_stop(None, "shutdown", lambda: token.run_sync_soon(done.set))
-        with trio.move_on_after(timeout):
+        with trio.move_on_after(grace):
             await done.wait()
 
 
-def _make_sockets(context: zmq.Context, info: ConnectionInfo) -> tuple[dict[Channel, zmq.Socket], zmq.Socket, ConnectionInfo]:
+def _make_sockets(
+    context: zmq.Context, info: ConnectionInfo
+) -> tuple[dict[Channel, zmq.Socket], zmq.Socket, ConnectionInfo]:
     ports = dict(info.ports)
     sockets: dict[Channel, zmq.Socket] = {}
     for channel, kind in SOCKET_TYPES.items():
@@ -163,6 +165,7 @@ async def open_kernel(
     _stdin.install()
     _threads.remember_cell_on_start()
     remove_listener = None
+    app_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(_own_heartbeat, heartbeat_sock)
@@ -185,7 +188,10 @@ async def open_kernel(
             kernel._io, kernel._runner = io, runner
             io.main_runner, io.comms = runner, comms
             io.make_runner = functools.partial(ShellRunner, shell, services, comms)
-            io.debugger = Debugger(shell, lambda body: services.publish("debug_event", body, {}))
+            io.debugger = debugger = Debugger(
+                shell, lambda body: services.publish("debug_event", body, {}),
+                spawn=lambda fn: io.token.run_sync_soon(io._nursery.start_soon, fn),  # type: ignore[union-attr]
+            )
             if threading.current_thread() is threading.main_thread():
                 remove_listener = _sigint.add_listener(
                     lambda: io.token.run_sync_soon(io._nursery.start_soon, io.interrupt)  # type: ignore[union-attr]
@@ -194,11 +200,18 @@ async def open_kernel(
             log.info("kernel ready; attach with: jupyter console --existing %s", path)
             try:
                 yield kernel
+            except BaseException as exc:
+                # Raised again below, outside the nursery, so that the application gets
+                # its own exception back rather than wrapped in an ExceptionGroup.
+                app_error = exc
             finally:
                 with trio.CancelScope(shield=True):
+                    await debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
                 nursery.cancel_scope.cancel()
             deactivate(comms)
+        if app_error is not None:
+            raise app_error
     finally:
         if remove_listener is not None:
             remove_listener()

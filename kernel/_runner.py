@@ -15,6 +15,7 @@ so nothing else on this shell starts until they end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -66,10 +67,8 @@ class ShellRunner:
     def stop_threadsafe(self) -> None:
         """End ``run`` (from any thread); running cells should be stopped first."""
         if self.token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self.token.run_sync_soon(self._scope.cancel)
-            except trio.RunFinishedError:
-                pass
 
     def running_cells(self, include_silent: bool = False) -> list[RunningCell]:
         """A snapshot of the running cells (read from the I/O thread)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -110,6 +111,20 @@ class SocketTask:
             with trio.CancelScope() as self._park_scope:
                 await trio.lowlevel.wait_readable(fd)
             self._park_scope = None
+
+    def flush(self, outbox: Outbox[Outgoing], encode: Callable[[Outgoing], list[bytes]],
+              deadline: float) -> None:
+        """Send everything still queued, blocking until ``deadline`` (``time.monotonic``).
+
+        Used once, after this task's loop stopped, so that a shutdown does not lose the
+        messages queued just before it.
+        """
+        while len(outbox) or self._unsent:
+            self._send_pending(outbox, encode)
+            remaining = deadline - time.monotonic()
+            if self._unsent and (remaining <= 0 or not self.sock.poll(remaining * 1000, zmq.POLLOUT)):
+                log.warning("%s: %d messages not sent at shutdown", self.name, len(self._unsent) + len(outbox))
+                return
 
     def _receive_all(self, on_frames: Callable[[list[bytes]], None]) -> None:
         sock = self.sock

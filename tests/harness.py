@@ -95,7 +95,9 @@ class Frontend:
                 continue
             out.append(msg)
 
-    def execute(self, code: str, timeout: float = TIMEOUT, **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def execute(
+        self, code: str, timeout: float = TIMEOUT, **kwargs: Any
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Run ``code``; return (reply, outputs until idle)."""
         msg_id = self.kc.execute(code, **kwargs)
         outputs = self.outputs_until_idle(msg_id, timeout)

@@ -45,7 +45,7 @@ def test_interrupt_every_mode(kernel: Frontend, case: str) -> None:
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     assert latency < bound * CI_MARGIN, f"{case}: {latency * 1000:.0f} ms"
-    after, outputs = kernel.execute("print('still usable')")
+    _, outputs = kernel.execute("print('still usable')")
     assert stdout_of(outputs) == "still usable\n"
 
 
