@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 if TYPE_CHECKING:
     from ._iopub import IOPubOutbox
@@ -42,8 +43,9 @@ current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(
 
 _orphan_cell: list[Cell] = []
 """The latest queued cell of the most recent kernel, for output from threads that no cell
-started (a library's background thread). A list so that it can be rebound without
-``global``; it is a fallback only, never consulted when a context or thread says better."""
+started (a library's background thread; never trio tasks, see ``_in_trio_task``). A list so
+that it can be rebound without ``global``; it is a fallback only, never consulted when a
+context or thread says better."""
 
 
 def set_orphan_cell(cell: Cell | None) -> None:
@@ -58,4 +60,17 @@ def cell_for_output() -> Cell | None:
     cell = getattr(threading.current_thread(), "_trio_kernel_cell", None)
     if cell is not None:
         return cell
-    return _orphan_cell[0] if _orphan_cell else None
+    if _orphan_cell and not _in_trio_task():
+        return _orphan_cell[0]
+    return None
+
+
+def _in_trio_task() -> bool:
+    """True in a trio task. One with no cell in its context is not a cell's: it belongs to
+    the application that embeds the kernel (its output stays on its terminal), never to
+    the latest cell."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True

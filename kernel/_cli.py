@@ -126,6 +126,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"trio-kernel: {exc}", file=sys.stderr)
             return 2
     history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
+    # Draw figures inline by default, as notebook users expect; only the standalone kernel
+    # does this, an embedding application keeps its own backend.
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     _sigint.install()
     try:
         trio.run(_serve, args.connection_file, RunMode(args.default_mode), history)

@@ -69,7 +69,11 @@ def read_connection_file(path: Path) -> ConnectionInfo:
     scheme = raw.get("signature_scheme", "hmac-sha256")
     if not isinstance(scheme, str) or not scheme.startswith("hmac-"):
         raise ConnectionFileError(f"unsupported signature_scheme {scheme!r} in {path}")
-    key = raw.get("key", "")
+    if "key" not in raw:
+        # Only an explicit ``"key": ""`` turns signing off; a file that forgot the key
+        # must not silently give an unauthenticated kernel.
+        raise ConnectionFileError(f'connection file {path} has no "key" (use "key": "" to disable signing)')
+    key = raw["key"]
     if not isinstance(key, str):
         raise ConnectionFileError(f"key in {path} must be a string")
     ports: dict[str, int] = {}

@@ -28,7 +28,7 @@ def spec_dict(display_name: str, env: dict[str, str], default_mode: RunMode | No
         "language": "python",
         "interrupt_mode": interrupt_mode,
         "env": env,
-        "metadata": {"debugger": False},
+        "metadata": {"debugger": True},
     }
 
 

@@ -34,7 +34,6 @@ from ._debugger_cells import CellCompiler
 from ._enums import RunMode
 from ._wire import Outgoing
 
-
 _PACKAGE_DIR = str(Path(__file__).parent)
 
 
@@ -273,7 +272,10 @@ def close_shell(shell: TrioShell) -> None:
             save_thread.stop()
     shell.cleanup()
     if InteractiveShell.initialized() and InteractiveShell._instance is shell:
-        InteractiveShell.clear_instance()
+        # Through the subclass: ``InteractiveShell.clear_instance()`` would leave
+        # ``TrioShell._instance`` set, and the next ``TrioShell.instance(...)`` would hand
+        # back this closed shell, ignoring its arguments (the namespace among them).
+        type(shell).clear_instance()
 
 
 __all__ = ["Cell", "TrioShell", "close_shell", "is_cancellation", "make_shell"]

@@ -125,7 +125,10 @@ def decode(session: Session, frames: list[bytes], channel: Channel, now: float) 
         raise WireError(f"{len(rest)} frames after the delimiter, expected at least 5")
     try:
         raw = session.deserialize(rest, content=True)
-    except (ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:
+        # Any defect: Session's protocol adapter alone raises AttributeError on a
+        # non-string ``version`` and IndexError/KeyError on odd v4 content, and an
+        # exception escaping here would end the socket task and silence the kernel.
         raise WireError(f"{type(exc).__name__}: {_short(exc)}") from None
     header, parent, metadata, content = (
         raw["header"],
