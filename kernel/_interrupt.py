@@ -49,7 +49,7 @@ class RunningCell:
 class Interrupter:
     """Stops running cells; every method runs on the I/O loop."""
 
-    def __init__(self, grace: float = 0.02, attempts: int = 4) -> None:
+    def __init__(self, grace: float = 0.01, attempts: int = 5) -> None:
         self.grace = grace
         self.attempts = attempts
         self.io_token = trio.lowlevel.current_trio_token()

@@ -137,10 +137,14 @@ def stdout_of(outputs: list[dict[str, Any]]) -> str:
 
 
 @contextmanager
-def running_kernel(kernel_name: str = KERNEL_NAME, **km_kwargs: Any) -> Iterator[Frontend]:
+def running_kernel(kernel_name: str = KERNEL_NAME, env_extra: dict[str, str] | None = None,
+                   **km_kwargs: Any) -> Iterator[Frontend]:
     """Start a kernel, yield a frontend, and make sure the process is gone afterwards."""
     km = KernelManager(kernel_name=kernel_name, **km_kwargs)
-    km.start_kernel()
+    if env_extra:
+        km.start_kernel(env={**os.environ, **env_extra})
+    else:
+        km.start_kernel()
     kc = km.client()
     kc.start_channels()
     try:
