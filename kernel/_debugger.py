@@ -38,9 +38,6 @@ import contextlib
 import importlib.util
 import linecache
 import logging
-import os
-import sys
-import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -52,6 +49,7 @@ from . import _debugger_cells as cells
 from . import _debugger_vars as dvars
 from ._debugger_client import DAPClient
 from ._debugger_dap import failure, response
+from ._debugger_start import listen, mark_kernel_threads
 from ._shell import TrioShell
 
 log = logging.getLogger("kernel.debugger")
@@ -64,46 +62,6 @@ WORKER_TIMEOUT = 10.0
 """Seconds for kernel-side work on user objects (``repr``, display formatters)."""
 CLOSE_TIMEOUT = 5.0
 KERNEL_DIR = str(Path(__file__).parent)
-
-_listen_lock = threading.Lock()
-_adapter: tuple[str, int] | None = None
-
-
-def _listen() -> tuple[str, int]:
-    """Import debugpy and start its adapter, once per process (worker thread)."""
-    global _adapter
-    with _listen_lock:
-        if _adapter is None:
-            # pydevd warns on stderr that stdlib modules are frozen (only stdlib breakpoints suffer).
-            os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-            import debugpy
-
-            debugpy.configure(subProcess=False)
-            host, port = debugpy.listen(("127.0.0.1", 0))
-            _adapter = (str(host), int(port))
-        return _adapter
-
-
-def _mark_kernel_threads() -> None:
-    """Keep debugpy out of the I/O thread (current), the heartbeat and the history saver."""
-    from IPython.core.history import HistorySavingThread
-
-    from ._heartbeat import serve_heartbeat
-
-    threading.current_thread().pydev_do_not_trace = True  # type: ignore[attr-defined]
-    frames = sys._current_frames()
-    for thread in threading.enumerate():
-        if isinstance(thread, HistorySavingThread) or _runs(frames.get(thread.ident or -1),
-                                                             serve_heartbeat.__code__):
-            thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
-
-
-def _runs(frame: Any, code: Any) -> bool:
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
 
 
 class Debugger:
@@ -199,10 +157,12 @@ class Debugger:
 
     async def _initialize(self, request: dict[str, Any]) -> dict[str, Any]:
         async with self._start_lock:
+            if self._client is not None and self._client.closed.is_set():
+                await self._end_session()  # debugpy went away: start over
             if self._client is None:
                 with trio.fail_after(START_TIMEOUT):
-                    _mark_kernel_threads()
-                    host, port = await trio.to_thread.run_sync(_listen)
+                    mark_kernel_threads()
+                    host, port = await trio.to_thread.run_sync(listen)
                     stream = await trio.open_tcp_stream(host, port)
                 client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT)
                 self._initialized = trio.Event()
@@ -259,8 +219,27 @@ class Debugger:
             await client.aclose()
             log.info("debugger stopped")
 
+    async def _shut(self) -> None:
+        """End the session, if any, as ``disconnect`` does (idempotent)."""
+        client = self._client
+        if client is None:
+            return
+        with trio.move_on_after(CLOSE_TIMEOUT), \
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await client.request("disconnect", {"restart": False, "terminateDebuggee": False})
+        if self._client is client:
+            await self._end_session()
+
+    def end_soon(self) -> None:
+        """End the session in the background (on the I/O thread, when shutdown is requested).
+
+        A cell stopped at a breakpoint holds the shell loop, which must run to shut down.
+        """
+        if self._client is not None:
+            self._spawn(self._shut)
+
     async def close(self) -> None:
-        """Shut down the session if any (from the kernel's loop; runs the work on the I/O loop)."""
+        """End the session if any (from the kernel's loop; the work runs on the I/O loop)."""
         if self._client is None:
             return
         token = trio.lowlevel.current_trio_token()
@@ -268,10 +247,7 @@ class Debugger:
 
         async def on_io() -> None:
             try:
-                if self._client is not None:
-                    with trio.move_on_after(CLOSE_TIMEOUT):
-                        await self._disconnect({"type": "request", "seq": 0, "command": "disconnect"})
-                    await self._end_session()
+                await self._shut()
             finally:
                 with contextlib.suppress(trio.RunFinishedError):
                     token.run_sync_soon(done.set)
@@ -378,14 +354,15 @@ class Debugger:
         path = ((request.get("arguments") or {}).get("source") or {}).get("path")
         if not isinstance(path, str):
             return failure(request, "source needs arguments.source.path")
-        lines = linecache.cache.get(path)
-        if lines is not None and lines[2]:
-            return response(request, body={"content": "".join(lines[2])})
         try:
             with trio.fail_after(WORKER_TIMEOUT):
                 content = await trio.Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            return failure(request, f"source unavailable: {exc}")
+            # A cell that was never dumped: IPython keeps its (transformed) code in linecache.
+            lines = linecache.cache.get(path)
+            if lines is None or not lines[2]:
+                return failure(request, f"source unavailable: {exc}")
+            content = "".join(lines[2])
         return response(request, body={"content": content})
 
     async def _modules(self, request: dict[str, Any]) -> dict[str, Any]:

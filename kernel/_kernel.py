@@ -243,9 +243,14 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket], shell
     """Start the I/O thread, report its loop once ready, and join it when cancelled."""
     token = trio.lowlevel.current_trio_token()
     ready = trio.Event()
+
+    def on_shutdown(restart: bool) -> None:
+        if io.debugger is not None:
+            io.debugger.end_soon()  # a cell stopped at a breakpoint holds the shell loop
+        token.run_sync_soon(kernel._request_shutdown, restart)
+
     io = IOLoop(session, sockets, shell,
-                on_ready=lambda _: token.run_sync_soon(ready.set),
-                on_shutdown=lambda restart: token.run_sync_soon(kernel._request_shutdown, restart))
+                on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_join_io_thread, io)
         await ready.wait()

@@ -267,3 +267,31 @@ def wait_ready(info: dict[str, Any], timeout: float = TIMEOUT) -> None:
     with RawChannel(info) as chan:
         reply = chan.request("kernel_info_request", {}, timeout)
         assert reply["content"]["status"] == "ok"
+
+
+def subscribe(info: dict[str, Any], timeout: float = TIMEOUT) -> RawChannel:
+    """A SUB socket on iopub, returned once the kernel has seen the subscription (its welcome)."""
+    sub = RawChannel(info, "iopub_port", zmq.SUB)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            sub.close()
+            raise TimeoutError("no iopub_welcome")
+        msg = sub.recv(remaining)
+        if msg is not None and msg["msg_type"] == "iopub_welcome":
+            sub.received.clear()
+            return sub
+
+
+def wait_for_text(sub: RawChannel, msg_id: str, text: str, timeout: float = TIMEOUT) -> None:
+    """Block until the cell ``msg_id`` has printed ``text`` (seen on the iopub ``sub``)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while text not in seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{text!r} not printed by {msg_id} in {timeout} s")
+        msg = sub.recv(remaining)
+        if msg is not None and msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
+            seen += msg["content"]["text"]

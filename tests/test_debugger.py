@@ -175,6 +175,7 @@ def test_breakpoint_stop_inspect_continue(debug_kernel: Frontend) -> None:
                                        "breakpoints": [{"line": BREAK_LINE}], "sourceModified": False})
     assert [bp["line"] for bp in bps["body"]["breakpoints"]] == [BREAK_LINE]
     client.ok("configurationDone")
+    assert client.ok("source", {"source": {"path": source}})["body"]["content"] == CELL
     info = client.ok("debugInfo")["body"]
     assert info["breakpoints"] == [{"source": source, "breakpoints": [{"line": BREAK_LINE}]}]
 
