@@ -29,6 +29,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py
+
 e2e: $(STAMP)
 	bash e2e/setup.sh $(VENV)
 	$(PY) -m pytest e2e -q

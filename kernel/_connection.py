@@ -7,6 +7,7 @@ on exit. ``ConnectionError_`` carries a one-line message for the CLI to print.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -67,7 +68,9 @@ def read_connection_file(path: Path) -> ConnectionInfo:
     if transport not in ("tcp", "ipc"):
         raise ConnectionFileError(f"unsupported transport {transport!r} in {path}")
     scheme = raw.get("signature_scheme", "hmac-sha256")
-    if not isinstance(scheme, str) or not scheme.startswith("hmac-"):
+    if not isinstance(scheme, str) or not scheme.startswith("hmac-") or (
+        scheme.removeprefix("hmac-") not in hashlib.algorithms_available
+    ):
         raise ConnectionFileError(f"unsupported signature_scheme {scheme!r} in {path}")
     if "key" not in raw:
         # Only an explicit ``"key": ""`` turns signing off; a file that forgot the key

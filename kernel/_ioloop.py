@@ -25,44 +25,40 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 import zmq
-from jupyter_client.session import Session
 
-from . import _replies, _requests
-from ._comms import CommManager
-from ._debugger import Debugger
+from . import _replies
 from ._enums import Channel, RunMode, Where
 from ._interrupt import Interrupter, RunningCell
 from ._iopub import IOPubOutbox
 from ._routing import route
-from ._runner import ShellRunner
-from ._shell import TrioShell
 from ._sockets import Outbox, SocketTask
 from ._stdin import StdinBroker
-from ._subshells import Subshells
-from ._wire import Message, Outgoing, WireError, decode, encode, make_header
+from ._wire import Message, Outgoing, WireError, WireSession, decode, encode, make_header
+
+if TYPE_CHECKING:
+    from ._comms import CommManager
+    from ._debugger import Debugger
+    from ._runner import ShellRunner
+    from ._shell import TrioShell
+    from ._subshells import Subshells
 
 log = logging.getLogger("kernel.io")
-
-READERS: dict[str, Callable[[TrioShell, dict[str, Any]], dict[str, Any]]] = {
-    "complete_request": _requests.complete,
-    "inspect_request": _requests.inspect,
-    "is_complete_request": _requests.is_complete,
-    "history_request": _requests.history,
-}
 
 
 class IOLoop:
     """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
 
-    def __init__(self, session: Session, sockets: dict[Channel, zmq.Socket], shell: TrioShell,
+    def __init__(self, session: WireSession, sockets: dict[Channel, zmq.Socket],
                  on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None]) -> None:
         self.session = session
         self.sockets = sockets
-        self.shell = shell
+        self.shell: TrioShell | None = None
+        self._attached = trio.Event()
+        self._early: list[Message] = []
         self._on_ready = on_ready
         self._on_shutdown = on_shutdown
         self.main_runner: ShellRunner | None = None
@@ -89,6 +85,25 @@ class IOLoop:
         if self.token is not None:
             with contextlib.suppress(trio.RunFinishedError):
                 self.token.run_sync_soon(self._stop_scope.cancel)
+
+    def attach(self, shell: TrioShell, main_runner: ShellRunner, comms: CommManager,
+               make_runner: Callable[[str], ShellRunner], debugger: Debugger) -> None:
+        """Wire in the shell once it exists (on the I/O loop, via ``run_sync_soon``).
+
+        The I/O loop starts before IPython is even imported, so that ``kernel_info`` is
+        answered as early as possible; requests for the shell that arrive before this are
+        kept in order and handed over here.
+        """
+        from ._subshells import Subshells
+
+        assert self._nursery is not None
+        self.shell, self.main_runner, self.comms = shell, main_runner, comms
+        self.make_runner, self.debugger = make_runner, debugger
+        self.subshells = Subshells(self._nursery, self.interrupter, self._new_runner)
+        self._attached.set()
+        early, self._early = self._early, []
+        for msg in early:
+            self._to_shell(msg)
 
     def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
         """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""
@@ -122,7 +137,6 @@ class IOLoop:
             with self._stop_scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    self.subshells = Subshells(nursery, self.interrupter, self._new_runner)
                     nursery.start_soon(self._dispatch)
                     self._on_ready(self)
                     await trio.sleep_forever()
@@ -188,10 +202,13 @@ class IOLoop:
 
     def _to_shell(self, msg: Message) -> None:
         """Hand a request to its shell: the main one, or the subshell its header names."""
+        if not self._attached.is_set():
+            self._early.append(msg)
+            return
         subshell_id = msg.subshell_id
         if subshell_id is None:
-            if self.main_runner is not None:
-                self.main_runner.submit(msg)
+            assert self.main_runner is not None
+            self.main_runner.submit(msg)
             return
         runner = self.subshells.get(subshell_id) if self.subshells else None
         if runner is not None:
@@ -201,7 +218,7 @@ class IOLoop:
             self._status("busy", msg.header)
             content = _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}")
             if msg.msg_type == "execute_request":
-                content["execution_count"] = self.shell.execution_count
+                content["execution_count"] = self.shell.execution_count if self.shell else 0
             self._reply(msg, content)
             self._status("idle", msg.header)
 
@@ -216,7 +233,10 @@ class IOLoop:
     async def _serve_in_thread(self, msg: Message) -> None:
         self._status("busy", msg.header)
         try:
-            handler = READERS[msg.msg_type]
+            await self._attached.wait()
+            from . import _requests
+
+            handler = _requests.READERS[msg.msg_type]
             try:
                 content = await trio.to_thread.run_sync(handler, self.shell, msg.content,
                                                         limiter=self._reader_limiter)
@@ -239,8 +259,7 @@ class IOLoop:
     async def _serve_io(self, msg: Message) -> None:
         kind = msg.msg_type
         if kind == "kernel_info_request":
-            debugger = self.debugger is not None and self.debugger.available
-            self._reply(msg, _replies.kernel_info(debugger=debugger, subshells=True))
+            self._reply(msg, _replies.kernel_info(debugger=self._debugger_available(), subshells=True))
         elif kind == "comm_info_request":
             target = msg.content.get("target_name")
             comms = self.comms.info(target if isinstance(target, str) else None) if self.comms else {}
@@ -249,11 +268,11 @@ class IOLoop:
             self._reply(msg, {"status": "ok"})
             await self.interrupt()
         elif kind in ("create_subshell_request", "delete_subshell_request", "list_subshell_request"):
+            await self._attached.wait()
             self._reply(msg, await self._subshell_request(kind, msg.content))
         elif kind == "debug_request":
-            if self.debugger is None:
-                log.error("debug_request but no debugger: no reply")
-                return
+            await self._attached.wait()
+            assert self.debugger is not None
             self._reply(msg, await self.debugger.handle(msg.content))
         elif kind == "shutdown_request":
             restart = bool(msg.content.get("restart", False))
@@ -261,6 +280,14 @@ class IOLoop:
             self._on_shutdown(restart)
         else:
             log.error("unknown message type %r on %s: no reply", kind, msg.channel)
+
+    def _debugger_available(self) -> bool:
+        """Whether debugpy can be imported, known before the debugger object exists."""
+        if self.debugger is not None:
+            return bool(self.debugger.available)
+        import importlib.util
+
+        return importlib.util.find_spec("debugpy") is not None
 
     async def _subshell_request(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
         assert self.subshells is not None

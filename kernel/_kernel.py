@@ -29,13 +29,12 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 import zmq
 
-from . import _sigint, _stdin, _streams, _threads
-from ._comms import CommManager, activate, deactivate
+from . import _sigint
 from ._connection import (
     ConnectionInfo,
     bind,
@@ -43,14 +42,14 @@ from ._connection import (
     read_connection_file,
     write_connection_file,
 )
-from ._debugger import Debugger
 from ._enums import Channel, RunMode
 from ._heartbeat import serve_heartbeat
 from ._ioloop import IOLoop
-from ._runner import ShellRunner
-from ._services import Services
-from ._shell import TrioShell, close_shell, make_shell
 from ._wire import make_session
+
+if TYPE_CHECKING:
+    from ._runner import ShellRunner
+    from ._shell import TrioShell
 
 log = logging.getLogger("kernel")
 
@@ -71,10 +70,10 @@ PORTS = {
 class Kernel:
     """The handle ``open_kernel`` yields: how to attach, and the live shell."""
 
-    def __init__(self, info: ConnectionInfo, connection_file: Path, shell: TrioShell) -> None:
+    def __init__(self, info: ConnectionInfo, connection_file: Path) -> None:
         self.connection_info: dict[str, Any] = info.as_dict()
         self.connection_file = connection_file
-        self.shell = shell
+        self.shell: TrioShell = None  # type: ignore[assignment]  # set before the handle is yielded
         self.restart_requested = False
         self._shutdown = trio.Event()
         self._io: IOLoop | None = None
@@ -157,19 +156,29 @@ async def open_kernel(
     sockets, heartbeat_sock, info = _make_sockets(context, info)
     owns_file = connection_file is None
     path = write_connection_file(info) if owns_file else Path(connection_file)  # type: ignore[arg-type]
-    shell = make_shell(namespace, history_file)
-    shell.default_run_mode = default_mode
     session = make_session(info.key, info.signature_scheme)
-    kernel = Kernel(info, path, shell)
-    _streams.install()
-    _stdin.install()
-    _threads.remember_cell_on_start()
+    kernel = Kernel(info, path)
+    shell: TrioShell | None = None
     remove_listener = None
     app_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(_own_heartbeat, heartbeat_sock)
-            io = await nursery.start(_own_io_thread, session, sockets, shell, kernel)
+            io = await nursery.start(_own_io_thread, session, sockets, kernel)
+            # The sockets answer kernel_info from here on; IPython is imported and the shell
+            # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
+            from . import _stdin, _streams, _threads
+            from ._comms import CommManager, activate, deactivate
+            from ._debugger import Debugger
+            from ._runner import ShellRunner
+            from ._services import Services
+            from ._shell import make_shell
+
+            shell = kernel.shell = make_shell(namespace, history_file)
+            shell.default_run_mode = default_mode
+            _streams.install()
+            _stdin.install()
+            _threads.remember_cell_on_start()
             assert io.iopub is not None and io.stdin is not None and io.token is not None
             comms = CommManager(io.iopub)
             services = Services(
@@ -185,12 +194,13 @@ async def open_kernel(
             runner = ShellRunner(shell, services, comms)
             activate(comms)
             await nursery.start(runner.run)
-            kernel._io, kernel._runner = io, runner
-            io.main_runner, io.comms = runner, comms
-            io.make_runner = functools.partial(ShellRunner, shell, services, comms)
-            io.debugger = debugger = Debugger(
+            debugger = Debugger(
                 shell, lambda body: services.publish("debug_event", body, {}),
                 spawn=lambda fn: io.token.run_sync_soon(io._nursery.start_soon, fn),  # type: ignore[union-attr]
+            )
+            kernel._io, kernel._runner = io, runner
+            io.token.run_sync_soon(
+                io.attach, shell, runner, comms, functools.partial(ShellRunner, shell, services, comms), debugger
             )
             if threading.current_thread() is threading.main_thread():
                 remove_listener = _sigint.add_listener(
@@ -220,8 +230,12 @@ async def open_kernel(
         context.term()
         if owns_file:
             path.unlink(missing_ok=True)
-        _streams.uninstall()
-        close_shell(shell)
+        if shell is not None:
+            from . import _streams
+            from ._shell import close_shell
+
+            _streams.uninstall()
+            close_shell(shell)
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
@@ -238,7 +252,7 @@ async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]
             stop.set()
 
 
-async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket], shell: TrioShell,
+async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
                          kernel: Kernel, *, task_status: trio.TaskStatus[IOLoop]) -> None:
     """Start the I/O thread, report its loop once ready, and join it when cancelled."""
     token = trio.lowlevel.current_trio_token()
@@ -249,7 +263,7 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket], shell
             io.debugger.end_soon()  # a cell stopped at a breakpoint holds the shell loop
         token.run_sync_soon(kernel._request_shutdown, restart)
 
-    io = IOLoop(session, sockets, shell,
+    io = IOLoop(session, sockets,
                 on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_join_io_thread, io)

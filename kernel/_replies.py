@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
-
-import IPython
 
 from . import __version__
 from ._wire import PROTOCOL_VERSION
@@ -30,10 +29,7 @@ def kernel_info(*, debugger: bool, subshells: bool) -> dict[str, Any]:
             "nbconvert_exporter": "python",
             "file_extension": ".py",
         },
-        "banner": (
-            f"Python {sys.version.split()[0]} | trio-kernel {__version__} | "
-            f"IPython {IPython.__version__}\nCells may `await` trio code at top level."
-        ),
+        "banner": _banner(),
         "help_links": [
             {"text": "Python", "url": "https://docs.python.org/3/"},
             {"text": "IPython", "url": "https://ipython.readthedocs.io/"},
@@ -42,6 +38,22 @@ def kernel_info(*, debugger: bool, subshells: bool) -> dict[str, Any]:
         "debugger": debugger,
         "supported_features": features,
     }
+
+
+@functools.cache
+def _ipython_version() -> str:
+    """Read from the installed metadata: importing IPython here could wait on the import
+    lock while the shell thread is still importing it at start-up."""
+    from importlib.metadata import version
+
+    return version("ipython")
+
+
+def _banner() -> str:
+    return (
+        f"Python {sys.version.split()[0]} | trio-kernel {__version__} | "
+        f"IPython {_ipython_version()}\nCells may `await` trio code at top level."
+    )
 
 
 def error_content(ename: str, evalue: str, traceback: list[str]) -> dict[str, Any]:

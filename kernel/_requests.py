@@ -116,3 +116,12 @@ def history(shell: TrioShell, content: dict[str, Any]) -> dict[str, Any]:
 def _int(content: dict[str, Any], key: str, default: int) -> int:
     value = content.get(key, default)
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+READERS = {
+    "complete_request": complete,
+    "inspect_request": inspect,
+    "is_complete_request": is_complete,
+    "history_request": history,
+}
+"""The shell-reading requests, by message type (see ``_routing.READER_REQUESTS``)."""

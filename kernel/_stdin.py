@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from IPython.core.error import StdinNotImplementedError
 
 from ._cell import Cell, cell_for_output
 from ._wire import Message, Outgoing
@@ -44,6 +43,8 @@ class StdinBroker:
     def request(self, cell: Cell, prompt: str, password: bool) -> str:
         """Ask the frontend for a line (blocks the calling thread until it answers)."""
         if not cell.allow_stdin:
+            from IPython.core.error import StdinNotImplementedError
+
             raise StdinNotImplementedError(
                 "input() is not available: the frontend sent this request with allow_stdin=False"
             )

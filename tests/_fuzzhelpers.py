@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ class RawChannel:
     def pack(self, obj: Any) -> bytes:
         return bytes(self.session.pack(obj))
 
-    def signed(self, parts: list[bytes], buffers: list[bytes] = ()) -> list[bytes]:  # type: ignore[assignment]
+    def signed(self, parts: list[bytes], buffers: Sequence[bytes] = ()) -> list[bytes]:
         """Frames with a correct signature over the four ``parts`` (whatever their bytes)."""
         return [DELIM, self.session.sign(parts[:4]), *parts, *buffers]
 
