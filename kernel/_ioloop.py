@@ -36,6 +36,7 @@ from ._interrupt import Interrupter, RunningCell
 from ._iopub import IOPubOutbox
 from ._routing import route
 from ._sockets import Outbox, SocketTask
+from ._status import StatusTracker
 from ._stdin import StdinBroker
 from ._wire import Message, Outgoing, WireError, WireSession, decode, encode, make_header
 
@@ -124,6 +125,7 @@ class IOLoop:
     async def _main(self) -> None:
         self.token = trio.lowlevel.current_trio_token()
         self.iopub = IOPubOutbox(self.token)
+        self.status = StatusTracker(self.iopub)
         self.outboxes = {Channel.IOPUB: self.iopub}
         for channel in (Channel.SHELL, Channel.CONTROL, Channel.STDIN):
             self.outboxes[channel] = Outbox(self.token)
@@ -215,23 +217,21 @@ class IOLoop:
             runner.submit(msg)
         elif msg.msg_type.endswith("_request"):
             log.error("%s for unknown subshell %s", msg.msg_type, subshell_id)
-            self._status("busy", msg.header)
+            self.status.busy(msg.header)
             content = _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}")
             if msg.msg_type == "execute_request":
                 content["execution_count"] = self.shell.execution_count if self.shell else 0
             self._reply(msg, content)
-            self._status("idle", msg.header)
+            self.status.idle(msg.header)
 
-    def _status(self, state: str, parent: dict[str, Any]) -> None:
-        assert self.iopub is not None
-        self.iopub.put(Outgoing("status", {"execution_state": state}, parent))
+
 
     def _reply(self, msg: Message, content: dict[str, Any]) -> None:
         reply_type = msg.msg_type.removesuffix("_request") + "_reply"
         self.outboxes[msg.channel].put(Outgoing(reply_type, content, msg.header, msg.idents))
 
     async def _serve_in_thread(self, msg: Message) -> None:
-        self._status("busy", msg.header)
+        self.status.busy(msg.header)
         try:
             await self._attached.wait()
             from . import _requests
@@ -245,16 +245,16 @@ class IOLoop:
                 content = _replies.bad_request(msg.msg_type, f"{type(exc).__name__}: {exc}")
             self._reply(msg, content)
         finally:
-            self._status("idle", msg.header)
+            self.status.idle(msg.header)
 
     async def _serve(self, msg: Message) -> None:
-        self._status("busy", msg.header)
+        self.status.busy(msg.header)
         try:
             await self._serve_io(msg)
         except Exception:
             log.exception("handling %s failed", msg.msg_type)
         finally:
-            self._status("idle", msg.header)
+            self.status.idle(msg.header)
 
     async def _serve_io(self, msg: Message) -> None:
         kind = msg.msg_type

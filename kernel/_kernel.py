@@ -183,6 +183,7 @@ async def open_kernel(
             comms = CommManager(io.iopub)
             services = Services(
                 iopub=io.iopub,
+                status_tracker=io.status,
                 outboxes=io.outboxes,
                 io_token=io.token,
                 session_id=session.session,
@@ -206,7 +207,7 @@ async def open_kernel(
                 remove_listener = _sigint.add_listener(
                     lambda: io.token.run_sync_soon(io._nursery.start_soon, io.interrupt)  # type: ignore[union-attr]
                 )
-            services.status("starting", {})
+            io.status.starting()
             log.info("kernel ready; attach with: jupyter console --existing %s", path)
             try:
                 yield kernel

@@ -154,16 +154,16 @@ class ShellRunner:
         await trio.to_thread.run_sync(trio.run, self.handle, msg, options)
 
     def _comm(self, msg: Message) -> None:
-        self.services.status("busy", msg.header)
+        self.services.busy(msg.header)
         try:
             self.comms.receive(msg)
         finally:
-            self.services.status("idle", msg.header)
+            self.services.idle(msg.header)
 
     async def execute(self, msg: Message, options: CellOptions, queued: bool) -> None:
         services = self.services
         content = msg.content
-        services.status("busy", msg.header)
+        services.busy(msg.header)
         try:
             code = content.get("code")
             if not isinstance(code, str):
@@ -176,7 +176,7 @@ class ShellRunner:
             services.reply(msg.channel, "execute_reply", reply, msg.header, msg.idents,
                            metadata={"status": reply["status"]})
         finally:
-            services.status("idle", msg.header)
+            services.idle(msg.header)
 
     async def _execute_code(self, msg: Message, code: str, options: CellOptions,
                             queued: bool) -> dict[str, Any]:

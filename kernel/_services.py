@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from ._interrupt import RunningCell
     from ._iopub import IOPubOutbox
     from ._sockets import Outbox
+    from ._status import StatusTracker
 
 
 @attrs.define(eq=False)
 class Services:
     iopub: IOPubOutbox
+    status_tracker: StatusTracker
     outboxes: dict[Channel, Outbox[Outgoing]]
     io_token: trio.lowlevel.TrioToken
     session_id: str
@@ -38,8 +40,11 @@ class Services:
     def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any]) -> None:
         self.iopub.put(Outgoing(msg_type, content, parent))
 
-    def status(self, state: str, parent: dict[str, Any]) -> None:
-        self.iopub.put(Outgoing("status", {"execution_state": state}, parent))
+    def busy(self, parent: dict[str, Any]) -> None:
+        self.status_tracker.busy(parent)
+
+    def idle(self, parent: dict[str, Any]) -> None:
+        self.status_tracker.idle(parent)
 
     def reply(self, channel: Channel, msg_type: str, content: dict[str, Any],
               parent: dict[str, Any], idents: list[bytes], metadata: dict[str, Any] | None = None) -> None:

@@ -156,3 +156,17 @@ def test_unknown_subshell_gets_an_error(kernel: Frontend) -> None:
     assert reply["content"]["status"] == "error"
     delete = kernel.control("delete_subshell_request", {"subshell_id": "no-such-subshell"})
     assert delete["content"]["status"] == "error"
+
+
+def test_kernel_reads_busy_while_any_cell_runs(kernel: Frontend) -> None:
+    task = kernel.submit("# task\nimport trio\nprint('go', flush=True)\nawait trio.sleep(1)")
+    kernel.wait_for_stream(task, "go")
+    quick = kernel.submit("1 + 1")
+    kernel.outputs_until_idle(quick)
+    # Right after the quick cell's idle comes a busy for the task still running.
+    follow_up = kernel.iopub_for(task)
+    while follow_up["msg_type"] != "status":
+        follow_up = kernel.iopub_for(task)
+    assert follow_up["content"]["execution_state"] == "busy"
+    kernel.outputs_until_idle(task)
+    assert kernel.shell_reply(task)["content"]["status"] == "ok"
