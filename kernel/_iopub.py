@@ -52,9 +52,9 @@ class IOPubOutbox(Outbox[Outgoing]):
 
     def put(self, item: Outgoing) -> None:
         with self._lock:
-            was_empty = not self._entries
             self._entries.append(item)
-        if was_empty:
+            need_wake = self._claim_wake()
+        if need_wake:
             self._wake_owner()
 
     def write_stream(self, parent: dict[str, Any], name: str, text: str) -> None:
@@ -64,7 +64,6 @@ class IOPubOutbox(Outbox[Outgoing]):
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
-            was_empty = not self._entries
             last = self._entries[-1] if self._entries else None
             if (
                 isinstance(last, _StreamRun)
@@ -77,7 +76,8 @@ class IOPubOutbox(Outbox[Outgoing]):
             else:
                 self._entries.append(_StreamRun(parent, name, [text], len(text)))
             self._pending_chars += len(text)
-        if was_empty:
+            need_wake = self._claim_wake()
+        if need_wake:
             self._wake_owner()
 
     def take_all(self) -> list[Outgoing]:

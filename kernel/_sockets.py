@@ -29,13 +29,20 @@ T = TypeVar("T")
 
 
 class Outbox(Generic[T]):
-    """A thread-safe FIFO of things to send, drained by one socket task."""
+    """A thread-safe FIFO of things to send, drained by one socket task.
+
+    Waking the owner costs a syscall on trio's wakeup socket, and, because that releases
+    the GIL, often a wait of up to a GIL switch interval to get it back. So at most one
+    wake is in flight: puts made before the owner has run the pending wake add nothing,
+    the drain that follows that wake takes their items too.
+    """
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self._items: collections.deque[T] = collections.deque()
         self._lock = threading.Lock()
         self._token = token
         self._wake: Callable[[], None] = lambda: None
+        self._wake_pending = False
 
     def bind_waker(self, wake: Callable[[], None]) -> None:
         """Called by the owning socket task with the callable that unparks it."""
@@ -44,14 +51,26 @@ class Outbox(Generic[T]):
     def put(self, item: T) -> None:
         """Queue ``item`` for sending; safe from any thread."""
         with self._lock:
-            was_empty = not self._items
             self._items.append(item)
-        if was_empty:
+            need_wake = self._claim_wake()
+        if need_wake:
             self._wake_owner()
+
+    def _claim_wake(self) -> bool:
+        """Under the lock: True when this put must wake the owner."""
+        if self._wake_pending:
+            return False
+        self._wake_pending = True
+        return True
+
+    def _on_wake(self) -> None:
+        """Runs on the owner's loop; cleared before the owner drains, so nothing is missed."""
+        self._wake_pending = False
+        self._wake()
 
     def _wake_owner(self) -> None:
         try:
-            self._token.run_sync_soon(self._wake)
+            self._token.run_sync_soon(self._on_wake)
         except trio.RunFinishedError:
             log.debug("outbox put after its loop finished; item dropped at shutdown")
 
