@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
+from typing import Any
 
 from . import __version__
 from ._enums import RunMode
@@ -109,43 +109,44 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import trio
-
-    from . import _sigint
-    from ._connection import ConnectionFileError, read_connection_file
+    from ._connection import ConnectionFileError, bind_kernel_sockets
 
     logging.basicConfig(
         level=args.log_level.upper(),
         format=f"[trio-kernel {os.getpid()}] %(levelname)s %(name)s: %(message)s",
         stream=sys.__stderr__,
     )
-    if args.connection_file is not None:
-        try:
-            read_connection_file(Path(args.connection_file))
-        except ConnectionFileError as exc:
-            print(f"trio-kernel: {exc}", file=sys.stderr)
-            return 2
+    # Bind first, before trio and IPython are imported: a frontend that connected at once
+    # is then accepted on its first retry rather than a reconnect interval later.
+    try:
+        bound = bind_kernel_sockets(args.connection_file)
+    except ConnectionFileError as exc:
+        print(f"trio-kernel: {exc}", file=sys.stderr)
+        return 2
     history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
     # Draw figures inline by default, as notebook users expect; only the standalone kernel
     # does this, an embedding application keeps its own backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import trio
+
+    from . import _sigint
+
     _sigint.install()
     try:
-        trio.run(_serve, args.connection_file, RunMode(args.default_mode), history)
+        trio.run(_serve, bound, RunMode(args.default_mode), history)
     except KeyboardInterrupt:
         return 130
     return 0
 
 
-async def _serve(connection_file: str | None, default_mode: RunMode, history: str | None) -> None:
+async def _serve(bound: Any, default_mode: RunMode, history: str | None) -> None:
     import trio
 
-    from ._kernel import open_kernel
+    from ._kernel import kernel_on
     from ._parent import watch_parent
 
-    async with open_kernel(connection_file=connection_file, default_mode=default_mode,
-                           history_file=history) as kernel:
-        if connection_file is None:
+    async with kernel_on(bound, default_mode=default_mode, history_file=history) as kernel:
+        if bound.owns_file:
             print(f"To connect another client to this kernel, use:\n"
                   f"    jupyter console --existing {kernel.connection_file}", file=sys.__stderr__)
         async with trio.open_nursery() as nursery:

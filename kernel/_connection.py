@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import zmq
 
+from ._enums import Channel
+
 log = logging.getLogger("kernel.connection")
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -141,3 +143,73 @@ def _runtime_dir() -> str:
     from jupyter_core.paths import jupyter_runtime_dir
 
     return jupyter_runtime_dir()
+
+
+SOCKET_TYPES = {
+    Channel.SHELL: zmq.ROUTER,
+    Channel.CONTROL: zmq.ROUTER,
+    Channel.STDIN: zmq.ROUTER,
+    Channel.IOPUB: zmq.XPUB,
+}
+PORT_OF = {
+    Channel.SHELL: "shell_port",
+    Channel.CONTROL: "control_port",
+    Channel.STDIN: "stdin_port",
+    Channel.IOPUB: "iopub_port",
+}
+IOPUB_HWM = 1000
+"""Messages zmq may queue for a slow iopub reader before the kernel's writer waits."""
+
+
+@attrs.frozen
+class BoundSockets:
+    """A kernel's sockets, bound, and the connection file that names them."""
+
+    context: zmq.Context
+    sockets: dict[Channel, zmq.Socket]
+    heartbeat: zmq.Socket
+    info: ConnectionInfo
+    connection_file: Path
+    owns_file: bool
+
+    def close(self) -> None:
+        """Close the sockets and remove the connection file if the kernel wrote it."""
+        for sock in [*self.sockets.values(), self.heartbeat]:
+            sock.close(linger=200)
+        self.context.term()
+        if self.owns_file:
+            self.connection_file.unlink(missing_ok=True)
+
+
+def bind_kernel_sockets(connection_file: str | os.PathLike[str] | None, ip: str = "127.0.0.1",
+                        transport: str = "tcp", kernel_name: str = "") -> BoundSockets:
+    """Read (or make) the connection info, bind every socket and write our own file.
+
+    Needs only zmq, so ``python -m kernel`` calls it before importing trio and IPython.
+    """
+    if connection_file is not None:
+        info = read_connection_file(Path(connection_file))
+    else:
+        info = new_connection_info(ip, transport, kernel_name)
+    if info.transport == "tcp" and info.ip not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding to %s: the kernel is reachable beyond this machine", info.ip)
+    context = zmq.Context()
+    ports = dict(info.ports)
+    sockets: dict[Channel, zmq.Socket] = {}
+    for channel, kind in SOCKET_TYPES.items():
+        sock = context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 1000)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        if kind == zmq.XPUB:
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+            sock.setsockopt(zmq.SNDHWM, IOPUB_HWM)
+        ports[PORT_OF[channel]] = bind(sock, info, PORT_OF[channel])
+        sockets[channel] = sock
+    heartbeat = context.socket(zmq.REP)
+    heartbeat.setsockopt(zmq.LINGER, 0)
+    ports["hb_port"] = bind(heartbeat, info, "hb_port")
+    info = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)
+    path = write_connection_file(info) if connection_file is None else Path(connection_file)
+    return BoundSockets(context, sockets, heartbeat, info, path, owns_file=connection_file is None)

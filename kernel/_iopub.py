@@ -24,7 +24,7 @@ import trio
 from ._sockets import Outbox
 from ._wire import Outgoing
 
-MAX_MESSAGE_CHARS = 1 << 20
+MAX_MESSAGE_CHARS = 1 << 18
 """A stream message is closed and a new one started past this size."""
 
 

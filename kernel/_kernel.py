@@ -35,13 +35,7 @@ import trio
 import zmq
 
 from . import _sigint
-from ._connection import (
-    ConnectionInfo,
-    bind,
-    new_connection_info,
-    read_connection_file,
-    write_connection_file,
-)
+from ._connection import BoundSockets, ConnectionInfo, bind_kernel_sockets
 from ._enums import Channel, RunMode
 from ._heartbeat import serve_heartbeat
 from ._ioloop import IOLoop
@@ -52,20 +46,6 @@ if TYPE_CHECKING:
     from ._shell import TrioShell
 
 log = logging.getLogger("kernel")
-
-SOCKET_TYPES = {
-    Channel.SHELL: zmq.ROUTER,
-    Channel.CONTROL: zmq.ROUTER,
-    Channel.STDIN: zmq.ROUTER,
-    Channel.IOPUB: zmq.XPUB,
-}
-PORTS = {
-    Channel.SHELL: "shell_port",
-    Channel.CONTROL: "control_port",
-    Channel.STDIN: "stdin_port",
-    Channel.IOPUB: "iopub_port",
-}
-
 
 class Kernel:
     """The handle ``open_kernel`` yields: how to attach, and the live shell."""
@@ -104,29 +84,6 @@ class Kernel:
             await done.wait()
 
 
-def _make_sockets(
-    context: zmq.Context, info: ConnectionInfo
-) -> tuple[dict[Channel, zmq.Socket], zmq.Socket, ConnectionInfo]:
-    ports = dict(info.ports)
-    sockets: dict[Channel, zmq.Socket] = {}
-    for channel, kind in SOCKET_TYPES.items():
-        sock = context.socket(kind)
-        sock.setsockopt(zmq.LINGER, 1000)
-        if kind == zmq.ROUTER:
-            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        if kind == zmq.XPUB:
-            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-            sock.setsockopt(zmq.XPUB_NODROP, 1)
-            sock.setsockopt(zmq.SNDHWM, 10_000)
-        ports[PORTS[channel]] = bind(sock, info, PORTS[channel])
-        sockets[channel] = sock
-    heartbeat = context.socket(zmq.REP)
-    heartbeat.setsockopt(zmq.LINGER, 0)
-    ports["hb_port"] = bind(heartbeat, info, "hb_port")
-    bound = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)
-    return sockets, heartbeat, bound
-
-
 @asynccontextmanager
 async def open_kernel(
     namespace: dict[str, Any] | None = None,
@@ -146,16 +103,28 @@ async def open_kernel(
     on exit. Cells run on the caller's loop, so they can ``await`` the application's
     objects; a cell that blocks blocks the application too (use ``# thread`` cells).
     """
-    if connection_file is not None:
-        info = read_connection_file(Path(connection_file))
-    else:
-        info = new_connection_info(ip, transport, name or "")
-    if info.transport == "tcp" and info.ip not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("binding to %s: the kernel is reachable beyond this machine", info.ip)
-    context = zmq.Context()
-    sockets, heartbeat_sock, info = _make_sockets(context, info)
-    owns_file = connection_file is None
-    path = write_connection_file(info) if owns_file else Path(connection_file)  # type: ignore[arg-type]
+    bound = bind_kernel_sockets(connection_file, ip, transport, name or "")
+    async with kernel_on(bound, namespace, default_mode=default_mode, default_timeout=default_timeout,
+                         history_file=history_file) as kernel:
+        yield kernel
+
+
+@asynccontextmanager
+async def kernel_on(
+    bound: BoundSockets,
+    namespace: dict[str, Any] | None = None,
+    *,
+    default_mode: RunMode = RunMode.QUEUE,
+    default_timeout: float | None = None,
+    history_file: str | None = None,
+) -> AsyncIterator[Kernel]:
+    """``open_kernel`` on sockets already bound; takes ownership of ``bound`` (closes it).
+
+    ``python -m kernel`` binds its sockets before importing trio and IPython, so that a
+    frontend's first connection attempt succeeds instead of waiting for zmq's reconnect
+    interval (100 ms).
+    """
+    info, sockets, heartbeat_sock, path = bound.info, bound.sockets, bound.heartbeat, bound.connection_file
     session = make_session(info.key, info.signature_scheme)
     kernel = Kernel(info, path)
     shell: TrioShell | None = None
@@ -226,11 +195,7 @@ async def open_kernel(
     finally:
         if remove_listener is not None:
             remove_listener()
-        for sock in [*sockets.values(), heartbeat_sock]:
-            sock.close(linger=200)
-        context.term()
-        if owns_file:
-            path.unlink(missing_ok=True)
+        bound.close()
         if shell is not None:
             from . import _streams
             from ._shell import close_shell

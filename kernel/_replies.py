@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import Any
 
@@ -40,13 +39,12 @@ def kernel_info(*, debugger: bool, subshells: bool) -> dict[str, Any]:
     }
 
 
-@functools.cache
 def _ipython_version() -> str:
-    """Read from the installed metadata: importing IPython here could wait on the import
-    lock while the shell thread is still importing it at start-up."""
-    from importlib.metadata import version
-
-    return version("ipython")
+    """IPython's version once the shell has imported it; at start-up the first kernel_info
+    may come first, and neither importing IPython here (the import lock) nor reading its
+    metadata (importlib.metadata costs ~30 ms) is worth delaying the reply for."""
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython, "__version__", "(loading)")
 
 
 def _banner() -> str:
