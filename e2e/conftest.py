@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._procs import Process, descendants, wait_gone
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -63,10 +65,6 @@ SERVER_CONFIG = {
 }
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
 
-Process = tuple[int, str]
-"""A process as (pid, start time in clock ticks since boot), immune to pid reuse."""
-
-
 @dataclass(frozen=True)
 class Lab:
     """A running JupyterLab server and what a test needs to reach it."""
@@ -84,54 +82,6 @@ class Lab:
     def log_tail(self, lines: int = 40) -> str:
         """Return the end of the server log, for failure messages."""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Return the fields of /proc/<pid>/stat after the command name, or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may itself contain spaces.
-    return stat.rpartition(")")[2].split()
-
-
-def descendants(root: int) -> set[Process]:
-    """Return every living process below ``root``, across sessions and groups."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[Process] = set()
-    pending = list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        fields = _stat_fields(pid)
-        if fields is not None:
-            found.add((pid, fields[19]))
-            pending.extend(children.get(pid, []))
-    return found
-
-
-def alive(processes: set[Process]) -> set[Process]:
-    """Return those of ``processes`` still running (zombies count as ended)."""
-    living = set()
-    for pid, started in processes:
-        fields = _stat_fields(pid)
-        if fields is not None and fields[19] == started and fields[0] != "Z":
-            living.add((pid, started))
-    return living
-
-
-def wait_gone(processes: set[Process], timeout: float) -> set[Process]:
-    """Poll until ``processes`` have ended or ``timeout`` passes; return survivors."""
-    deadline = time.monotonic() + timeout
-    survivors = alive(processes)
-    while survivors and time.monotonic() < deadline:
-        time.sleep(POLL_INTERVAL)
-        survivors = alive(survivors)
-    return survivors
 
 
 def free_port() -> int:

@@ -214,9 +214,16 @@ class TrioShell(InteractiveShell):
     @trio.lowlevel.enable_ki_protection
     def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
         """A plain traceback of the user's frames (the kernel's SIGINT handler left out)."""
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PACKAGE_DIR)]
-        stb = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
-               "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"]
+        lines = ["Traceback (most recent call last):\n"]
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename.startswith(_PACKAGE_DIR):
+                continue
+            label = self.compile.format_code_name(frame.filename)  # ("Cell", "In[3]") for cells
+            where = f"{label[0]} {label[1]}" if label else f'File "{frame.filename}"'
+            lines.append(f"  {where}, line {frame.lineno}, in {frame.name}\n")
+            if frame.line:
+                lines.append(f"    {frame.line}\n")
+        stb = [*lines, "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"]
         self._showtraceback(type(exc), exc, stb)
 
     @trio.lowlevel.enable_ki_protection

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._procs import Process, descendants, wait_gone
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -47,10 +49,6 @@ IN_PROMPT = re.compile(rf"In {_ANSI}\[{_ANSI}\d+{_ANSI}\]:")
 OUT_TWO = re.compile(rf"Out{_ANSI}\[{_ANSI}\d+{_ANSI}\]:{_ANSI}2\b")
 CONFIRM_EXIT = re.compile(r"really want to exit")
 
-Process = tuple[int, str]
-"""A process as (pid, start time in clock ticks since boot), immune to pid reuse."""
-
-
 def sleep_then_add() -> str:
     """Return the line to type: an awaited sleep in the kernel's own loop, then 1+1.
 
@@ -60,62 +58,6 @@ def sleep_then_add() -> str:
     if KERNEL_NAME == "python3":
         return "import asyncio; await asyncio.sleep(0.1); 1+1"
     return "import trio; await trio.sleep(0.1); 1+1"
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Return the fields of /proc/<pid>/stat after the command name, or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may itself contain spaces.
-    return stat.rpartition(")")[2].split()
-
-
-def descendants(root: int) -> set[Process]:
-    """Return every living process below ``root``.
-
-    Kernels are started in a session of their own, so a process group would
-    miss them; the parent links in /proc do not.
-    """
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[Process] = set()
-    pending = list(children.get(root, []))
-    while pending:
-        pid = pending.pop()
-        fields = _stat_fields(pid)
-        if fields is not None:
-            found.add((pid, fields[19]))
-            pending.extend(children.get(pid, []))
-    return found
-
-
-def alive(processes: set[Process]) -> set[Process]:
-    """Return those of ``processes`` still running (zombies count as ended)."""
-    living = set()
-    for pid, started in processes:
-        fields = _stat_fields(pid)
-        if fields is not None and fields[19] == started and fields[0] != "Z":
-            living.add((pid, started))
-    return living
-
-
-def wait_gone(processes: set[Process], timeout: float) -> set[Process]:
-    """Poll until ``processes`` have ended or ``timeout`` passes; return survivors.
-
-    The console waits for the kernel's shutdown reply, but the kernel process
-    may take a moment longer to exit after replying.
-    """
-    deadline = time.monotonic() + timeout
-    survivors = alive(processes)
-    while survivors and time.monotonic() < deadline:
-        time.sleep(0.05)
-        survivors = alive(survivors)
-    return survivors
 
 
 def spawn_console(tmp_path: Path) -> pexpect.spawn:
