@@ -65,13 +65,14 @@ class IOLoop:
         self.main_runner: ShellRunner | None = None
         self.comms: CommManager | None = None
         self.debugger: Debugger | None = None
-        self.make_runner: Callable[[str], ShellRunner] | None = None
         self.subshells: Subshells | None = None
         self.token: trio.lowlevel.TrioToken | None = None
         self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
         self.iopub: IOPubOutbox | None = None
         self.stdin: StdinBroker | None = None
         self.dropped = 0
+        self.status: StatusTracker | None = None
+        self.interrupter: Interrupter | None = None
         self._nursery: trio.Nursery | None = None
         self._stop_scope = trio.CancelScope()
         self._incoming_send, self._incoming = trio.open_memory_channel[Message](math.inf)
@@ -99,8 +100,8 @@ class IOLoop:
 
         assert self._nursery is not None
         self.shell, self.main_runner, self.comms = shell, main_runner, comms
-        self.make_runner, self.debugger = make_runner, debugger
-        self.subshells = Subshells(self._nursery, self.interrupter, self._new_runner)
+        self.debugger = debugger
+        self.subshells = Subshells(self._nursery, self.interrupter, make_runner)
         self._attached.set()
         early, self._early = self._early, []
         for msg in early:
@@ -148,10 +149,6 @@ class IOLoop:
         for channel, task in tasks.items():
             task.flush(self.outboxes[channel], self._encode, deadline)
         self.iopub.close()
-
-    def _new_runner(self, subshell_id: str) -> ShellRunner:
-        assert self.make_runner is not None, "kernel not wired yet"
-        return self.make_runner(subshell_id)
 
     def all_running_cells(self) -> list[RunningCell]:
         """Running cells of every shell (I/O loop)."""

@@ -158,7 +158,6 @@ async def kernel_on(
                 session_id=session.session,
                 watch_deadline=io.watch_deadline,
                 stdin_request=io.stdin.request,
-                default_mode=default_mode,
                 default_timeout=default_timeout,
             )
             runner = ShellRunner(shell, services, comms)

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import trio
+from IPython.core.interactiveshell import ExecutionResult
 
 from . import _replies
 from ._cell import Cell, current_cell, set_orphan_cell
@@ -78,7 +80,7 @@ class ShellRunner:
     @property
     def default_mode(self) -> RunMode:
         """The mode of cells that name none: ``%runmode`` changes it at run time."""
-        return getattr(self.shell, "default_run_mode", self.services.default_mode)
+        return self.shell.default_run_mode
 
     def run_in_own_loop(self, on_ready: Callable[[], None]) -> None:
         """Thread body of a subshell: a trio loop that runs this runner until stopped."""
@@ -224,7 +226,7 @@ class ShellRunner:
 
     async def _run_cell(self, cell: Cell, code: str, store_history: bool, silent: bool,
                         options: CellOptions) -> None:
-        shell = self.shell
+        """Run the cell in its own cancel scope, registered for interrupt and timeout."""
         running = RunningCell(
             scope=trio.CancelScope(),
             token=trio.lowlevel.current_trio_token(),
@@ -236,30 +238,10 @@ class ShellRunner:
             self._running.add(running)
         if options.timeout is not None:
             self.services.watch_deadline(running, options.timeout)
+        result = None
         try:
             with running.scope:
-                try:
-                    transformed, preprocessing_exc = shell.transform_cell(code), None
-                except Exception:
-                    import sys
-
-                    transformed, preprocessing_exc = code, sys.exc_info()
-                result = None
-                try:
-                    result = await shell.run_cell_async(
-                        code,
-                        store_history=store_history,
-                        silent=silent,
-                        transformed_cell=transformed,
-                        preprocessing_exc_tuple=preprocessing_exc,
-                    )
-                finally:
-                    shell.events.trigger("post_execute")
-                    if not silent:
-                        shell.events.trigger("post_run_cell", result)
-                cancelled = getattr(result, "trio_cancelled", None)
-                if cancelled is not None:
-                    raise cancelled
+                result = await self._run_in_ipython(code, store_history, silent)
         finally:
             running.finished = True
             with self._running_lock:
@@ -275,6 +257,35 @@ class ShellRunner:
             error = _replies.timeout_error(options.timeout or 0.0) if timed_out else _replies.interrupted_error()
             cell.error = error
             self.services.publish("error", error, cell.parent)
+
+    async def _run_in_ipython(self, code: str, store_history: bool, silent: bool) -> ExecutionResult:
+        """IPython's cell pipeline, plus the post-execute events it leaves to its caller.
+
+        A trio cancellation that ``TrioShell.run_code`` kept off IPython's error path is
+        raised again here, so that the cell's cancel scope sees it.
+        """
+        shell = self.shell
+        try:
+            transformed, preprocessing_exc = shell.transform_cell(code), None
+        except Exception:
+            transformed, preprocessing_exc = code, sys.exc_info()
+        result = None
+        try:
+            result = await shell.run_cell_async(
+                code,
+                store_history=store_history,
+                silent=silent,
+                transformed_cell=transformed,
+                preprocessing_exc_tuple=preprocessing_exc,
+            )
+        finally:
+            shell.events.trigger("post_execute")
+            if not silent:
+                shell.events.trigger("post_run_cell", result)
+        cancelled = getattr(result, "trio_cancelled", None)
+        if cancelled is not None:
+            raise cancelled
+        return result
 
     def _user_expressions(self, expressions: Any) -> dict[str, Any]:
         if not isinstance(expressions, dict) or not expressions:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._enums import Channel, RunMode
+from ._enums import Channel
 from ._wire import Outgoing
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ class Services:
     """Ask the I/O loop to stop a cell after a number of seconds (thread-safe)."""
     stdin_request: Callable[[Cell, str, bool], str]
     """Ask the frontend for a line of input on behalf of a cell (blocks the caller)."""
-    default_mode: RunMode = RunMode.QUEUE
     default_timeout: float | None = None
 
     def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,10 @@ import pytest
 _TMP = tempfile.mkdtemp(prefix="trio-kernel-tests-")
 os.environ["IPYTHONDIR"] = os.path.join(_TMP, "ipython")
 os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(_TMP, "runtime")
+# The kernelspec under test is the one `make setup` installed into this venv: put it first,
+# and hide the user's own kernelspecs (an older `trio` installed with --user, say).
+os.environ["JUPYTER_DATA_DIR"] = os.path.join(_TMP, "data")
+os.environ["JUPYTER_PATH"] = os.path.join(sys.prefix, "share", "jupyter")
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
