@@ -51,5 +51,8 @@ def test_table_is_total_and_consistent(msg_type: str, channel: Channel, mode: Ru
 
 
 def test_published_table_lists_every_execute_mode() -> None:
+    import kernel
+
+    assert kernel.run_mode_table is table
     rows = [(m, c, mode) for m, c, mode, _ in table() if m == "execute_request" and c is Channel.SHELL]
     assert {mode for _, _, mode in rows} == set(RunMode)
