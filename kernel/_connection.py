@@ -157,6 +157,8 @@ PORT_OF = {
     Channel.STDIN: "stdin_port",
     Channel.IOPUB: "iopub_port",
 }
+ROUTER_HWM = 100_000
+"""Replies zmq may queue for a peer that does not read them before the kernel waits."""
 IOPUB_HWM = 1000
 """Messages zmq may queue for a slow iopub reader before the kernel's writer waits."""
 
@@ -201,6 +203,10 @@ def bind_kernel_sockets(connection_file: str | os.PathLike[str] | None, ip: str 
         sock.setsockopt(zmq.LINGER, 1000)
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            # A ROUTER silently drops what it cannot queue for a slow peer; with MANDATORY
+            # it says EAGAIN instead and the socket task retries: replies are never lost.
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.SNDHWM, ROUTER_HWM)
         if kind == zmq.XPUB:
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
             sock.setsockopt(zmq.XPUB_NODROP, 1)

@@ -44,6 +44,8 @@ class RunningCell:
     reason: str | None = None
     """Why the cell was cancelled: ``"interrupt"`` or ``"timeout"``; set once."""
     finished: bool = False
+    watcher: trio.CancelScope | None = None
+    """The I/O loop's scope of this cell's timeout watch, cancelled when the cell ends."""
 
 
 class Interrupter:

@@ -303,6 +303,10 @@ class IOLoop:
         await self.interrupter.stop(cells, "interrupt")
 
     async def _watch(self, cell: RunningCell, seconds: float) -> None:
-        await trio.sleep(seconds)
+        """Stop ``cell`` once it has run ``seconds``; ends early when the cell does."""
+        with trio.CancelScope() as cell.watcher:
+            if cell.finished:  # it ended before this task started
+                return
+            await trio.sleep(seconds)
         if not cell.finished:
             await self.interrupter.stop([cell], "timeout")

@@ -246,6 +246,8 @@ class ShellRunner:
             running.finished = True
             with self._running_lock:
                 self._running.discard(running)
+            if running.watcher is not None:
+                self.services.io_token.run_sync_soon(running.watcher.cancel)
         failure = result.error_before_exec or result.error_in_exec if result is not None else None
         if cell.error is None and failure is not None:
             # An error IPython reported without a traceback (e.g. printed to stderr).

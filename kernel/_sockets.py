@@ -27,6 +27,9 @@ log = logging.getLogger("kernel.sockets")
 
 T = TypeVar("T")
 
+RETRY_SECONDS = 0.005
+"""How soon a socket task retries a send that zmq refused for a full queue."""
+
 
 class Outbox(Generic[T]):
     """A thread-safe FIFO of things to send, drained by one socket task.
@@ -128,6 +131,10 @@ class SocketTask:
                 await trio.lowlevel.checkpoint()
                 continue
             with trio.CancelScope() as self._park_scope:
+                if self._unsent:
+                    # zmq refused to queue more (a slow peer): its FD need not signal when
+                    # room appears, so look again shortly.
+                    self._park_scope.deadline = trio.current_time() + RETRY_SECONDS
                 await trio.lowlevel.wait_readable(fd)
             self._park_scope = None
 
@@ -168,6 +175,7 @@ class SocketTask:
             except zmq.Again:
                 return
             except zmq.ZMQError as exc:
+                # EHOSTUNREACH: the peer the reply is for has gone; nobody is left to read it.
                 log.warning("%s: dropped an outgoing message: %s", self.name, exc)
             self._unsent.popleft()
         if len(outbox):
