@@ -210,6 +210,8 @@ class ShellRunner:
             current_cell.reset(context_token)
         if silent or not store_history:
             cell.execution_count = shell.execution_count
+        elif cell.error is not None:
+            _forget_old_tracebacks(shell)
         payload = shell.payload_manager.read_payload()
         shell.payload_manager.clear_payload()
         error = None if options.raises_exception and cell.error else cell.error
@@ -305,3 +307,16 @@ class ShellRunner:
             if running.stop_on_error and running.token is token and not running.finished:
                 running.reason = running.reason or "interrupt"
                 running.scope.cancel()
+
+
+KEPT_TRACEBACKS = 1000
+"""Formatted tracebacks IPython keeps for ``%notebook`` export (each several KB)."""
+
+
+def _forget_old_tracebacks(shell: TrioShell) -> None:
+    """IPython stores a formatted traceback for every failed cell and never drops one;
+    keep the newest ``KEPT_TRACEBACKS`` so that a long session's memory stays bounded."""
+    stored = getattr(shell.history_manager, "exceptions", None)
+    if isinstance(stored, dict) and len(stored) > KEPT_TRACEBACKS:
+        for count in sorted(stored)[: len(stored) - KEPT_TRACEBACKS]:
+            del stored[count]

@@ -35,3 +35,20 @@ def test_no_history_keeps_nothing_on_disk() -> None:
         assert _search(first, f"{marker}*")
     with running_kernel() as second:
         assert _search(second, f"{marker}*") == []
+
+
+def test_stored_tracebacks_are_bounded(kernel: Frontend) -> None:
+    from kernel._runner import KEPT_TRACEBACKS
+
+    for _ in range(3):
+        kernel.execute("1/0")
+    _, outputs = kernel.execute(
+        "hm = get_ipython().history_manager\n"
+        f"hm.exceptions.update({{-i: {{}} for i in range(1, {KEPT_TRACEBACKS} + 10)}})\n"
+        "print(len(hm.exceptions))")
+    reply, _ = kernel.execute("1/0")
+    assert reply["content"]["status"] == "error"
+    # The oldest entries (the made-up negative counts) went; the four real failures stayed.
+    _, outputs = kernel.execute("print(len(hm.exceptions), sum(k > 0 for k in hm.exceptions))")
+    assert "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream") == (
+        f"{KEPT_TRACEBACKS} 4\n")
