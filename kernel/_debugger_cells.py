@@ -14,7 +14,10 @@ a name is a hash of the code, so two kernels that run the same code share one fi
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,9 +56,15 @@ def cell_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"trio_kernel_{os.getpid()}"
 
 
-def prefix() -> str:
-    """``tmpFilePrefix``: the directory with a trailing separator."""
+@functools.lru_cache(maxsize=1)
+def _prefix_of(pid: int) -> str:
     return str(cell_dir()) + os.sep
+
+
+def prefix() -> str:
+    """``tmpFilePrefix``: the directory with a trailing separator (computed once per process;
+    every cell's compilation asks for it)."""
+    return _prefix_of(os.getpid())
 
 
 def cell_path(code: str) -> str:
@@ -66,7 +75,10 @@ def cell_path(code: str) -> str:
 def dump_cell(code: str) -> str:
     """Write ``code`` to its cell file and return the path (blocking file I/O)."""
     path = Path(cell_path(code))
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # One directory per process, shared by its kernels: removed when the process ends.
+        atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
     path.write_text(code, encoding="utf-8")
     return str(path)
 
