@@ -72,23 +72,17 @@ def test_short_frame_lists_are_rejected(frames: list[bytes]) -> None:
         decode(make_session(KEY), frames, Channel.SHELL, 0.0)
 
 
-def test_content_must_be_an_object() -> None:
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"[1, 2]", "content is list"),
+    (b"\xff{not json", "content is not valid JSON"),
+])
+def test_signed_but_malformed_content_is_rejected(content: bytes, reason: str) -> None:
     session = make_session(KEY)
     frames = encode(session, Outgoing("execute_request", {}, {}))
     delim = frames.index(b"<IDS|MSG>")
-    frames[delim + 5] = b"[1, 2]"
+    frames[delim + 5] = content
     frames[delim + 1] = session.sign(frames[delim + 2: delim + 6])
-    with pytest.raises(WireError, match="content is list"):
-        decode(make_session(KEY), frames, Channel.SHELL, 0.0)
-
-
-def test_invalid_json_is_rejected() -> None:
-    session = make_session(KEY)
-    frames = encode(session, Outgoing("execute_request", {}, {}))
-    delim = frames.index(b"<IDS|MSG>")
-    frames[delim + 5] = b"\xff{not json"
-    frames[delim + 1] = session.sign(frames[delim + 2: delim + 6])
-    with pytest.raises(WireError):
+    with pytest.raises(WireError, match=reason):
         decode(make_session(KEY), frames, Channel.SHELL, 0.0)
 
 
