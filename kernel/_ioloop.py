@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -106,6 +106,11 @@ class IOLoop:
         early, self._early = self._early, []
         for msg in early:
             self._to_shell(msg)
+
+    def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Start a task in the I/O loop's nursery (on the I/O loop, via ``run_sync_soon``)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(async_fn, *args)
 
     def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
         """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""

@@ -26,11 +26,12 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 import zmq
 
@@ -42,6 +43,8 @@ from ._ioloop import IOLoop
 from ._wire import make_session
 
 if TYPE_CHECKING:
+    from ._comms import CommManager
+    from ._debugger import Debugger
     from ._runner import ShellRunner
     from ._shell import TrioShell
 
@@ -124,59 +127,20 @@ async def kernel_on(
     frontend's first connection attempt succeeds instead of waiting for zmq's reconnect
     interval (100 ms).
     """
-    info, sockets, heartbeat_sock, path = bound.info, bound.sockets, bound.heartbeat, bound.connection_file
-    session = make_session(info.key, info.signature_scheme)
-    kernel = Kernel(info, path)
-    shell: TrioShell | None = None
-    remove_listener = None
+    session = make_session(bound.info.key, bound.info.signature_scheme)
+    kernel = Kernel(bound.info, bound.connection_file)
+    shell_side: _ShellSide | None = None
     app_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(_own_heartbeat, heartbeat_sock)
-            io = await nursery.start(_own_io_thread, session, sockets, kernel)
+            await nursery.start(_own_heartbeat, bound.heartbeat)
+            io = await nursery.start(_own_io_thread, session, bound.sockets, kernel)
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
-            from . import _stdin, _streams, _threads
-            from ._comms import CommManager, activate, deactivate
-            from ._debugger import Debugger
-            from ._runner import ShellRunner
-            from ._services import Services
-            from ._shell import make_shell
-
-            shell = kernel.shell = make_shell(namespace, history_file)
-            shell.default_run_mode = default_mode
-            _streams.install()
-            _stdin.install()
-            _threads.remember_cell_on_start()
-            assert io.iopub is not None and io.stdin is not None and io.token is not None
-            comms = CommManager(io.iopub)
-            services = Services(
-                iopub=io.iopub,
-                status_tracker=io.status,
-                outboxes=io.outboxes,
-                io_token=io.token,
-                session_id=session.session,
-                watch_deadline=io.watch_deadline,
-                stdin_request=io.stdin.request,
-                default_timeout=default_timeout,
-            )
-            runner = ShellRunner(shell, services, comms)
-            activate(comms)
-            await nursery.start(runner.run)
-            debugger = Debugger(
-                shell, lambda body: services.publish("debug_event", body, {}),
-                spawn=lambda fn: io.token.run_sync_soon(io._nursery.start_soon, fn),  # type: ignore[union-attr]
-            )
-            kernel._io, kernel._runner = io, runner
-            io.token.run_sync_soon(
-                io.attach, shell, runner, comms, functools.partial(ShellRunner, shell, services, comms), debugger
-            )
-            if threading.current_thread() is threading.main_thread():
-                remove_listener = _sigint.add_listener(
-                    lambda: io.token.run_sync_soon(io._nursery.start_soon, io.interrupt)  # type: ignore[union-attr]
-                )
-            io.status.starting()
-            log.info("kernel ready; attach with: jupyter console --existing %s", path)
+            shell_side = await _start_shell_side(nursery, io, kernel, session.session, namespace,
+                                                 default_mode, default_timeout, history_file)
+            io.status.starting()  # type: ignore[union-attr]
+            log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
                 yield kernel
             except BaseException as exc:
@@ -185,30 +149,90 @@ async def kernel_on(
                 app_error = exc
             finally:
                 with trio.CancelScope(shield=True):
-                    await debugger.close()  # resumes a cell stopped at a breakpoint
+                    await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
                 nursery.cancel_scope.cancel()
-            deactivate(comms)
         if app_error is not None:
             raise app_error
     finally:
-        if remove_listener is not None:
-            remove_listener()
         bound.close()
-        if shell is not None:
-            from . import _streams
-            from ._shell import close_shell
+        if shell_side is not None:
+            shell_side.close()
 
-            _streams.uninstall()
-            close_shell(shell)
+
+@attrs.define
+class _ShellSide:
+    """What ``_start_shell_side`` built, and how to take it down again."""
+
+    shell: TrioShell
+    comms: CommManager
+    debugger: Debugger
+    remove_sigint_listener: Callable[[], None] | None
+
+    def close(self) -> None:
+        from . import _streams
+        from ._comms import deactivate
+        from ._shell import close_shell
+
+        if self.remove_sigint_listener is not None:
+            self.remove_sigint_listener()
+        deactivate(self.comms)
+        _streams.uninstall()
+        close_shell(self.shell)
+
+
+async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, session_id: str,
+                            namespace: dict[str, Any] | None, default_mode: RunMode,
+                            default_timeout: float | None, history_file: str | None) -> _ShellSide:
+    """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
+    from . import _stdin, _streams, _threads
+    from ._comms import CommManager, activate
+    from ._debugger import Debugger
+    from ._runner import ShellRunner
+    from ._services import Services
+    from ._shell import make_shell
+
+    shell = kernel.shell = make_shell(namespace, history_file)
+    shell.default_run_mode = default_mode
+    _streams.install()
+    _stdin.install()
+    _threads.remember_cell_on_start()
+    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
+    comms = CommManager(io.iopub)
+    services = Services(
+        iopub=io.iopub,
+        status_tracker=io.status,
+        outboxes=io.outboxes,
+        io_token=io.token,
+        session_id=session_id,
+        watch_deadline=io.watch_deadline,
+        stdin_request=io.stdin.request,
+        default_timeout=default_timeout,
+    )
+    runner = ShellRunner(shell, services, comms)
+    activate(comms)
+    await nursery.start(runner.run)
+    io_token = io.token
+    debugger = Debugger(
+        shell, lambda body: services.publish("debug_event", body, {}),
+        spawn=lambda fn: io_token.run_sync_soon(io.start_soon, fn),
+    )
+    kernel._io, kernel._runner = io, runner
+    io_token.run_sync_soon(io.attach, shell, runner, comms,
+                           functools.partial(ShellRunner, shell, services, comms), debugger)
+    remove_listener = None
+    if threading.current_thread() is threading.main_thread():
+        remove_listener = _sigint.add_listener(lambda: io_token.run_sync_soon(io.start_soon, io.interrupt))
+    return _ShellSide(shell, comms, debugger, remove_listener)
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
     """Run the heartbeat thread; on cancellation tell it to stop, then wait for it."""
     stop = threading.Event()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            trio.to_thread.run_sync, serve_heartbeat, sock, stop  # joined by this nursery
+        nursery.start_soon(  # joined by this nursery; its own limiter, never queued behind cells
+            functools.partial(trio.to_thread.run_sync, serve_heartbeat, sock, stop,
+                              limiter=trio.CapacityLimiter(1))
         )
         task_status.started()
         try:
