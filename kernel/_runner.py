@@ -152,8 +152,14 @@ class ShellRunner:
             log.exception("handling %s failed", msg.msg_type)
 
     async def handle_in_thread(self, msg: Message, options: CellOptions) -> None:
-        """Run an execute request in a worker thread with its own trio loop."""
-        await trio.to_thread.run_sync(trio.run, self.handle, msg, options)
+        """Run an execute request in a worker thread with its own trio loop.
+
+        Interrupt and timeout stop the cell inside its thread (``_interrupt``). This task is
+        cancelled only when the kernel shuts down, after the cell was already asked to stop;
+        a cell still blocked then (one long C call) is abandoned rather than left to hang the
+        shutdown: the thread is a daemon, and ends with the process.
+        """
+        await trio.to_thread.run_sync(trio.run, self.handle, msg, options, abandon_on_cancel=True)
 
     def _comm(self, msg: Message) -> None:
         self.services.busy(msg.header)
