@@ -18,6 +18,7 @@ import attrs
 import trio
 
 if TYPE_CHECKING:
+    from ._interrupt import RunningCell
     from ._iopub import IOPubOutbox
 
 
@@ -34,7 +35,8 @@ class Cell:
     allow_stdin: bool = False
     stdin_request: Callable[[Cell, str, bool], str] | None = None
     error: dict[str, Any] | None = None
-    payload: list[dict[str, Any]] = attrs.field(factory=list)
+    running: RunningCell | None = None
+    """The handles of the cell while it runs (why it was stopped, when it was)."""
 
 
 current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(

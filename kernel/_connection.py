@@ -27,7 +27,8 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 
 
 class ConnectionFileError(Exception):
-    """A connection file that is missing or unusable; the message is one line."""
+    """A connection file that is missing or unusable, or ports that cannot be bound; the
+    message is one line for the command line to print."""
 
 
 @attrs.frozen
@@ -196,6 +197,15 @@ def bind_kernel_sockets(connection_file: str | os.PathLike[str] | None, ip: str 
     if info.transport == "tcp" and info.ip not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the kernel is reachable beyond this machine", info.ip)
     context = zmq.Context()
+    try:
+        return _bind_all(context, info, connection_file)
+    except zmq.ZMQError as exc:
+        context.destroy(linger=0)  # closes whatever was already bound
+        raise ConnectionFileError(f"cannot bind the kernel's sockets on {info.ip}: {exc}") from None
+
+
+def _bind_all(context: zmq.Context, info: ConnectionInfo,
+              connection_file: str | os.PathLike[str] | None) -> BoundSockets:
     ports = dict(info.ports)
     sockets: dict[Channel, zmq.Socket] = {}
     for channel, kind in SOCKET_TYPES.items():

@@ -35,6 +35,7 @@ process to start debugging starts it, and later kernels in the same process reus
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import linecache
 import logging
@@ -162,7 +163,7 @@ class Debugger:
             if self._client is None:
                 with trio.fail_after(START_TIMEOUT):
                     mark_kernel_threads()
-                    host, port = await trio.to_thread.run_sync(listen)
+                    host, port = await trio.to_thread.run_sync(listen, abandon_on_cancel=True)
                     stream = await trio.open_tcp_stream(host, port)
                 client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT)
                 self._initialized = trio.Event()
@@ -311,7 +312,7 @@ class Debugger:
         if not isinstance(code, str):
             return failure(request, "dumpCell needs arguments.code, a string")
         with trio.fail_after(WORKER_TIMEOUT):
-            path = await trio.to_thread.run_sync(cells.dump_cell, code)
+            path = await trio.to_thread.run_sync(cells.dump_cell, code, abandon_on_cancel=True)
         return response(request, body={"sourcePath": path})
 
     async def _inspect_variables(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +357,8 @@ class Debugger:
             return failure(request, "source needs arguments.source.path")
         try:
             with trio.fail_after(WORKER_TIMEOUT):
-                content = await trio.Path(path).read_text(encoding="utf-8")
+                content = await trio.to_thread.run_sync(
+                    functools.partial(Path(path).read_text, encoding="utf-8"), abandon_on_cancel=True)
         except (OSError, UnicodeDecodeError) as exc:
             # A cell that was never dumped: IPython keeps its (transformed) code in linecache.
             lines = linecache.cache.get(path)

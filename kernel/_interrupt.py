@@ -41,9 +41,12 @@ class RunningCell:
     thread_id: int
     silent: bool = False
     stop_on_error: bool = True
+    timeout: float | None = None
     reason: str | None = None
-    """Why the cell was cancelled: ``"interrupt"`` or ``"timeout"``; set once."""
+    """Why the cell was stopped: ``"interrupt"``, ``"timeout"`` or ``"shutdown"``; set once."""
     finished: bool = False
+    in_user_code: bool = False
+    """Set by the shell around user code: a worker thread is only escalated while it runs it."""
     watcher: trio.CancelScope | None = None
     """The I/O loop's scope of this cell's timeout watch, cancelled when the cell ends."""
 
@@ -96,6 +99,8 @@ class Interrupter:
             else:
                 log.info("blocking main-thread cell: no SIGINT handler of ours, cannot escalate")
             return
+        if not cell.in_user_code:
+            return  # between blocks, or done: the cancel (or the next attempt) will do
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
         )

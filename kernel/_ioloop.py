@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,7 +39,7 @@ from ._routing import route
 from ._sockets import Outbox, SocketTask
 from ._status import StatusTracker
 from ._stdin import StdinBroker
-from ._wire import Message, Outgoing, WireError, WireSession, decode, encode, make_header
+from ._wire import Message, Outgoing, WireError, WireSession, decode, encode, freeze, make_header
 
 if TYPE_CHECKING:
     from ._comms import CommManager
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
     from ._subshells import Subshells
 
 log = logging.getLogger("kernel.io")
+
+READER_TIMEOUT = 10.0
+"""Seconds a complete/inspect/is_complete/history request may take before it fails."""
 
 
 class IOLoop:
@@ -75,18 +79,23 @@ class IOLoop:
         self.interrupter: Interrupter | None = None
         self._nursery: trio.Nursery | None = None
         self._stop_scope = trio.CancelScope()
+        self._stop_lock = threading.Lock()
+        self._stop_requested = False
         self._incoming_send, self._incoming = trio.open_memory_channel[Message](math.inf)
-        self._reader_limiter = trio.CapacityLimiter(1)
+        self._reader_limiter = trio.CapacityLimiter(2)
 
     def run(self) -> None:
         """Thread body."""
         trio.run(self._main)
 
     def stop_threadsafe(self) -> None:
-        """Ask the loop to flush what it holds and end (from any thread)."""
-        if self.token is not None:
-            with contextlib.suppress(trio.RunFinishedError):
-                self.token.run_sync_soon(self._stop_scope.cancel)
+        """Ask the loop to flush what it holds and end (from any thread, even before it runs)."""
+        with self._stop_lock:
+            if self.token is None:
+                self._stop_requested = True
+                return
+        with contextlib.suppress(trio.RunFinishedError):
+            self.token.run_sync_soon(self._stop_scope.cancel)
 
     def attach(self, shell: TrioShell, main_runner: ShellRunner, comms: CommManager,
                make_runner: Callable[[str], ShellRunner], debugger: Debugger) -> None:
@@ -108,9 +117,22 @@ class IOLoop:
             self._to_shell(msg)
 
     def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Start a task in the I/O loop's nursery (on the I/O loop, via ``run_sync_soon``)."""
-        assert self._nursery is not None
-        self._nursery.start_soon(async_fn, *args)
+        """Start a task in the I/O loop's nursery (on the I/O loop, via ``run_sync_soon``).
+
+        Called from ``run_sync_soon`` callbacks, where an exception would crash the loop:
+        work asked for while the loop shuts down is dropped with a log line instead.
+        """
+        try:
+            assert self._nursery is not None
+            self._nursery.start_soon(async_fn, *args)
+        except (AssertionError, RuntimeError):
+            log.info("I/O loop is shutting down: %s not started", getattr(async_fn, "__name__", async_fn))
+
+    def post(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """``start_soon`` from any thread; a no-op once the I/O loop has finished."""
+        if self.token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self.token.run_sync_soon(self.start_soon, async_fn, *args)
 
     def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
         """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""
@@ -120,21 +142,22 @@ class IOLoop:
             finally:
                 done()
 
-        assert self.token is not None and self._nursery is not None
-        self.token.run_sync_soon(self._nursery.start_soon, stop)
+        self.post(stop)
 
     def watch_deadline(self, cell: RunningCell, seconds: float) -> None:
         """Stop ``cell`` for timing out after ``seconds`` (from any thread)."""
-        assert self.token is not None and self._nursery is not None
-        self.token.run_sync_soon(self._nursery.start_soon, self._watch, cell, seconds)
+        self.post(self._watch, cell, seconds)
 
     async def _main(self) -> None:
-        self.token = trio.lowlevel.current_trio_token()
+        with self._stop_lock:
+            self.token = trio.lowlevel.current_trio_token()
+            if self._stop_requested:  # the kernel gave up while this thread was starting
+                self._stop_scope.cancel()
         self.iopub = IOPubOutbox(self.token)
         self.status = StatusTracker(self.iopub)
         self.outboxes = {Channel.IOPUB: self.iopub}
         for channel in (Channel.SHELL, Channel.CONTROL, Channel.STDIN):
-            self.outboxes[channel] = Outbox(self.token)
+            self.outboxes[channel] = Outbox(self.token, prepare=freeze)
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
         tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
@@ -153,7 +176,8 @@ class IOLoop:
         deadline = time.monotonic() + 2.0
         for channel, task in tasks.items():
             task.flush(self.outboxes[channel], self._encode, deadline)
-        self.iopub.close()
+        for outbox in self.outboxes.values():
+            outbox.close()
 
     def all_running_cells(self) -> list[RunningCell]:
         """Running cells of every shell (I/O loop)."""
@@ -210,14 +234,14 @@ class IOLoop:
             self._early.append(msg)
             return
         subshell_id = msg.subshell_id
-        if subshell_id is None:
-            assert self.main_runner is not None
-            self.main_runner.submit(msg)
-            return
-        runner = self.subshells.get(subshell_id) if self.subshells else None
+        runner = self.main_runner if subshell_id is None else self.subshells.get(subshell_id)
         if runner is not None:
-            runner.submit(msg)
-        elif msg.msg_type.endswith("_request"):
+            try:
+                runner.submit(msg)
+                return
+            except trio.RunFinishedError:  # that shell's loop has ended (a subshell that died)
+                log.error("%s for a shell that has stopped", msg.msg_type)
+        if msg.msg_type.endswith("_request"):
             log.error("%s for unknown subshell %s", msg.msg_type, subshell_id)
             self.status.busy(msg.header)
             content = _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}")
@@ -240,8 +264,12 @@ class IOLoop:
 
             handler = _requests.READERS[msg.msg_type]
             try:
-                content = await trio.to_thread.run_sync(handler, self.shell, msg.content,
-                                                        limiter=self._reader_limiter)
+                # A reader can hang on a user object (a property waiting on a lock the running
+                # cell holds): give up on it, so later completions are not stuck behind it.
+                with trio.fail_after(READER_TIMEOUT):
+                    content = await trio.to_thread.run_sync(handler, self.shell, msg.content,
+                                                            limiter=self._reader_limiter,
+                                                            abandon_on_cancel=True)
             except Exception as exc:
                 log.exception("%s failed", msg.msg_type)
                 content = _replies.bad_request(msg.msg_type, f"{type(exc).__name__}: {exc}")

@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from ._sockets import Outbox
-from ._wire import Outgoing
+from ._wire import Outgoing, freeze
 
 MAX_MESSAGE_CHARS = 1 << 18
 """A stream message is closed and a new one started past this size."""
@@ -39,23 +39,14 @@ class _StreamRun:
         return Outgoing("stream", {"name": self.name, "text": "".join(self.chunks)}, self.parent)
 
 
-class IOPubOutbox(Outbox[Outgoing]):
+class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
     """The outbox of the iopub socket, with stream coalescing and back-pressure."""
 
     def __init__(self, token: trio.lowlevel.TrioToken, max_pending: int = 8 << 20) -> None:
-        super().__init__(token)
-        self._entries: list[_StreamRun | Outgoing] = []
+        super().__init__(token, prepare=freeze)
         self._pending_chars = 0
         self._max_pending = max_pending
         self._drained = threading.Condition(self._lock)
-        self._closed = False
-
-    def put(self, item: Outgoing) -> None:
-        with self._lock:
-            self._entries.append(item)
-            need_wake = self._claim_wake()
-        if need_wake:
-            self._wake_owner()
 
     def write_stream(self, parent: dict[str, Any], name: str, text: str) -> None:
         """Queue ``text`` for stream ``name``; may block while too much text waits."""
@@ -64,6 +55,9 @@ class IOPubOutbox(Outbox[Outgoing]):
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
+            if self._closed:  # an abandoned thread printing after its kernel closed
+                self.dropped_after_close += 1
+                return
             last = self._entries[-1] if self._entries else None
             if (
                 isinstance(last, _StreamRun)
@@ -88,10 +82,7 @@ class IOPubOutbox(Outbox[Outgoing]):
         return [e.to_outgoing() if isinstance(e, _StreamRun) else e for e in entries]
 
     def close(self) -> None:
-        """Stop blocking writers: the socket task is gone, nothing will drain."""
+        """Stop blocking writers and drop later output: nothing will drain it any more."""
         with self._lock:
             self._closed = True
             self._drained.notify_all()
-
-    def __len__(self) -> int:
-        return len(self._entries)

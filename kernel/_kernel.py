@@ -155,9 +155,9 @@ async def kernel_on(
         if app_error is not None:
             raise app_error
     finally:
-        bound.close()
         if shell_side is not None:
-            shell_side.close()
+            shell_side.close()  # first: it removes the SIGINT listener that reaches the I/O loop
+        bound.close()
 
 
 @attrs.define
@@ -215,14 +215,14 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, s
     io_token = io.token
     debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
-        spawn=lambda fn: io_token.run_sync_soon(io.start_soon, fn),
+        spawn=io.post,
     )
     kernel._io, kernel._runner = io, runner
     io_token.run_sync_soon(io.attach, shell, runner, comms,
                            functools.partial(ShellRunner, shell, services, comms), debugger)
     remove_listener = None
     if threading.current_thread() is threading.main_thread():
-        remove_listener = _sigint.add_listener(lambda: io_token.run_sync_soon(io.start_soon, io.interrupt))
+        remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
     return _ShellSide(shell, comms, debugger, remove_listener)
 
 
@@ -256,9 +256,9 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
                 on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_join_io_thread, io)
-        await ready.wait()
-        task_status.started(io)
         try:
+            await ready.wait()
+            task_status.started(io)
             await trio.sleep_forever()
         finally:
             io.stop_threadsafe()

@@ -56,7 +56,7 @@ class ShellRunner:
         self.abort_before = -math.inf
         self.token: trio.lowlevel.TrioToken | None = None
         self._inbox_send, self._inbox = trio.open_memory_channel[Message](math.inf)
-        self._queue_send, self._queue = trio.open_memory_channel[Message](math.inf)
+        self._queue_send, self._queue = trio.open_memory_channel[tuple[Message, CellOptions]](math.inf)
         self._queue_idle = trio.Event()
         self._queue_idle.set()
         self._queued = 0
@@ -117,7 +117,7 @@ class ShellRunner:
                 else:
                     self._queued += 1
                     self._queue_idle = trio.Event() if self._queue_idle.is_set() else self._queue_idle
-                    self._queue_send.send_nowait(msg)
+                    self._queue_send.send_nowait((msg, options))
 
     def _options(self, msg: Message) -> CellOptions:
         if msg.msg_type != "execute_request":
@@ -132,8 +132,8 @@ class ShellRunner:
         )
 
     async def _run_queue(self) -> None:
-        async for msg in self._queue:
-            await self.handle(msg, self._options(msg), queued=True)
+        async for msg, options in self._queue:
+            await self.handle(msg, options, queued=True)
             self._queued -= 1
             if self._queued == 0:
                 self._queue_idle.set()
@@ -159,7 +159,12 @@ class ShellRunner:
         a cell still blocked then (one long C call) is abandoned rather than left to hang the
         shutdown: the thread is a daemon, and ends with the process.
         """
-        await trio.to_thread.run_sync(trio.run, self.handle, msg, options, abandon_on_cancel=True)
+        try:
+            await trio.to_thread.run_sync(trio.run, self.handle, msg, options, abandon_on_cancel=True)
+        except (Exception, KeyboardInterrupt) as exc:
+            # An asynchronous KeyboardInterrupt that reached the worker between the cell's
+            # end and its loop's: the cell is over; the kernel must not be.
+            log.warning("thread cell ended with %r outside its code", exc)
 
     def _comm(self, msg: Message) -> None:
         self.services.busy(msg.header)
@@ -241,7 +246,9 @@ class ShellRunner:
             thread_id=threading.get_ident(),
             silent=silent,
             stop_on_error=bool(cell.parent_content.get("stop_on_error", True)),
+            timeout=options.timeout,
         )
+        cell.running = running
         with self._running_lock:
             self._running.add(running)
         if options.timeout is not None:
@@ -260,11 +267,12 @@ class ShellRunner:
         if cell.error is None and failure is not None:
             # An error IPython reported without a traceback (e.g. printed to stderr).
             cell.error = _replies.error_content(type(failure).__name__, str(failure), [])
-        timed_out = running.reason == "timeout"
-        if running.scope.cancelled_caught or (timed_out and cell.error is not None):
-            # Cancelled while awaiting, or a blocking cell stopped by the timeout's
-            # KeyboardInterrupt: say what really happened.
-            error = _replies.timeout_error(options.timeout or 0.0) if timed_out else _replies.interrupted_error()
+        if running.scope.cancelled_caught:
+            # Cancelled while awaiting: nothing was raised in user code, so say why here.
+            # (Blocking code stopped by a KeyboardInterrupt was reported by the shell,
+            # as a TimeoutError when that is what stopped it.)
+            error = (_replies.timeout_error(options.timeout or 0.0) if running.reason == "timeout"
+                     else _replies.interrupted_error())
             cell.error = error
             self.services.publish("error", error, cell.parent)
 

@@ -29,6 +29,7 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+from . import _replies
 from ._cell import Cell, cell_for_output, current_cell
 from ._debugger_cells import CellCompiler
 from ._enums import RunMode
@@ -163,14 +164,17 @@ class TrioShell(InteractiveShell):
         self._showtraceback(type(exc), exc, [f"\x1b[0;31mUsageError\x1b[0m: {exc}"])
 
     def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
-        content = {
+        self._publish_error({
             "ename": etype.__name__,
             "evalue": str(evalue),
             "traceback": [str(line) for line in stb],
-        }
+        })
+
+    def _publish_error(self, content: dict[str, Any]) -> None:
+        """Make ``content`` the current cell's error and send it as an ``error`` message."""
         cell = cell_for_output()
         if cell is None:
-            sys.stderr.write(self.InteractiveTB.stb2text(stb) + "\n")
+            sys.stderr.write("\n".join(content["traceback"]) + "\n")
             return
         cell.error = content
         cell.iopub.put(Outgoing("error", content, cell.parent))
@@ -184,13 +188,19 @@ class TrioShell(InteractiveShell):
         """
         saved_hook, sys.excepthook = sys.excepthook, self.excepthook
         self.sys_excepthook = saved_hook
+        cell = current_cell.get()
+        running = cell.running if cell is not None else None
         try:
             try:
+                if running is not None:
+                    running.in_user_code = True
                 if async_:
                     await eval(code_obj, self.user_global_ns, self.user_ns)
                 else:
                     exec(code_obj, self.user_global_ns, self.user_ns)
             finally:
+                if running is not None:
+                    running.in_user_code = False
                 sys.excepthook = saved_hook
         except BaseException as exc:
             if is_cancellation(exc):
@@ -213,7 +223,17 @@ class TrioShell(InteractiveShell):
 
     @trio.lowlevel.enable_ki_protection
     def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
-        """A plain traceback of the user's frames (the kernel's SIGINT handler left out)."""
+        """A plain traceback of the user's frames (the kernel's SIGINT handler left out).
+
+        When the cell's timeout sent the KeyboardInterrupt, the cell failed with a
+        ``TimeoutError``, and that is what is reported.
+        """
+        cell = cell_for_output()
+        running = cell.running if cell is not None else None
+        if running is not None and running.reason == "timeout":
+            content = _replies.timeout_error(running.timeout or 0.0)
+            self._publish_error(content)
+            return
         lines = ["Traceback (most recent call last):\n"]
         for frame in traceback.extract_tb(exc.__traceback__):
             if frame.filename.startswith(_PACKAGE_DIR):

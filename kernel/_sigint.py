@@ -19,7 +19,7 @@ from types import FrameType
 import trio
 
 _listeners: list[Callable[[], None]] = []
-_state = {"installed": False, "escalations": 0}
+_state = {"installed": False, "escalating": False}
 
 
 def install() -> None:
@@ -40,13 +40,15 @@ def add_listener(callback: Callable[[], None]) -> Callable[[], None]:
 
 def escalate(thread_id: int) -> None:
     """Send SIGINT to the main thread as the second step of an interrupt."""
-    _state["escalations"] += 1
+    _state["escalating"] = True
     signal.pthread_kill(thread_id, signal.SIGINT)
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if _state["escalations"] > 0:
-        _state["escalations"] -= 1
+    # Python runs the handler once for signals that arrived together, so one call takes
+    # every pending escalation (a counter would be left over and swallow a later Ctrl-C).
+    if _state["escalating"]:
+        _state["escalating"] = False
     else:
         for callback in list(_listeners):
             callback()

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 import zmq
@@ -40,24 +40,41 @@ class Outbox(Generic[T]):
     the drain that follows that wake takes their items too.
     """
 
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
-        self._items: collections.deque[T] = collections.deque()
+    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[T], T] | None = None) -> None:
+        self._prepare = prepare
+        self._entries: list[T] = []
         self._lock = threading.Lock()
         self._token = token
         self._wake: Callable[[], None] = lambda: None
         self._wake_pending = False
+        self._closed = False
+        self.dropped_after_close = 0
 
     def bind_waker(self, wake: Callable[[], None]) -> None:
         """Called by the owning socket task with the callable that unparks it."""
         self._wake = wake
 
     def put(self, item: T) -> None:
-        """Queue ``item`` for sending; safe from any thread."""
+        """Queue ``item`` for sending; safe from any thread.
+
+        ``prepare`` (serialisation) runs here, in the caller's thread, so its errors are
+        the caller's.
+        """
+        if self._prepare is not None:
+            item = self._prepare(item)
         with self._lock:
-            self._items.append(item)
+            if self._closed:
+                self.dropped_after_close += 1
+                return
+            self._entries.append(item)
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
+
+    def close(self) -> None:
+        """The socket task is gone: later puts are counted and dropped, not kept forever."""
+        with self._lock:
+            self._closed = True
 
     def _claim_wake(self) -> bool:
         """Under the lock: True when this put must wake the owner."""
@@ -77,14 +94,14 @@ class Outbox(Generic[T]):
         except trio.RunFinishedError:
             log.debug("outbox put after its loop finished; item dropped at shutdown")
 
-    def take_all(self) -> list[T]:
+    def take_all(self) -> list[Any]:
+        """Everything queued, in order (on the owner's loop)."""
         with self._lock:
-            items = list(self._items)
-            self._items.clear()
-        return items
+            entries, self._entries = self._entries, []
+        return entries
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._entries)
 
 
 class SocketTask:

@@ -8,12 +8,13 @@ comm messages through a subshell). Managed on the I/O loop::
     └── Subshells._own(runner)            owns one subshell thread
         └── thread: trio.run(ShellRunner.run)
 
-Deleting a subshell interrupts its running cells, stops its loop and joins its thread.
+Deleting a subshell interrupts its running cells, stops its loop and joins its thread
+(abandoning it after a grace period if one C call still blocks it).
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -21,6 +22,11 @@ import trio
 
 from ._interrupt import Interrupter, RunningCell
 from ._runner import ShellRunner
+
+log = logging.getLogger("kernel.subshells")
+
+JOIN_GRACE = 2.0
+"""Seconds a stopped subshell's thread may take to end before it is abandoned."""
 
 
 class Subshells:
@@ -41,7 +47,9 @@ class Subshells:
         return list(self._runners)
 
     def running_cells(self) -> list[RunningCell]:
-        return [cell for runner in list(self._runners.values()) for cell in runner.running_cells()]
+        """Every running cell of every subshell, silent ones included."""
+        return [cell for runner in list(self._runners.values())
+                for cell in runner.running_cells(include_silent=True)]
 
     async def create(self) -> str:
         """Start a subshell thread and return its id once it accepts requests."""
@@ -61,22 +69,41 @@ class Subshells:
         if runner is None:
             return False
         await self._interrupter.stop(runner.running_cells(include_silent=True), "shutdown")
-        runner.stop_threadsafe()
-        owner = self._owners.pop(subshell_id)
-        owner.cancel()
+        self._owners.pop(subshell_id).cancel()
         return True
 
     async def _own(self, subshell_id: str, runner: ShellRunner, on_ready: Callable[[], None], *,
                    task_status: trio.TaskStatus[None]) -> None:
-        """Run the subshell thread; when cancelled, stop its loop, then wait for the thread."""
+        """Run the subshell thread; when cancelled, stop its loop and wait for the thread.
+
+        A thread still blocked after ``JOIN_GRACE`` (one long C call that no interrupt can
+        stop) is abandoned, with a log line, rather than left to hang the kernel's shutdown.
+        """
+        thread_done = trio.Event()
+
+        async def run_thread() -> None:
+            try:
+                await trio.to_thread.run_sync(runner.run_in_own_loop, on_ready,
+                                              limiter=trio.CapacityLimiter(1), abandon_on_cancel=True)
+            except trio.Cancelled:
+                raise
+            except BaseException as exc:  # a stray KeyboardInterrupt must not end the I/O loop
+                log.error("subshell %s ended with %r", subshell_id, exc)
+            finally:
+                thread_done.set()
+                self._runners.pop(subshell_id, None)
+
         with trio.CancelScope() as scope:
             self._owners[subshell_id] = scope
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(functools.partial(
-                    trio.to_thread.run_sync, runner.run_in_own_loop, on_ready,
-                    limiter=trio.CapacityLimiter(1)))
+                nursery.start_soon(run_thread)
                 task_status.started()
                 try:
-                    await trio.sleep_forever()
+                    await thread_done.wait()
                 finally:
                     runner.stop_threadsafe()
+                    with trio.CancelScope(shield=True), trio.move_on_after(JOIN_GRACE):
+                        await thread_done.wait()
+                    if not thread_done.is_set():
+                        log.warning("subshell %s is still blocked: its thread is abandoned", subshell_id)
+                    nursery.cancel_scope.cancel()

@@ -74,10 +74,11 @@ class Outgoing:
     """A message to send, handed by any thread to the owner of a socket."""
 
     msg_type: str
-    content: dict[str, Any]
+    content: dict[str, Any] | bytes
+    """A dict, or its JSON already packed by ``freeze``."""
     parent: dict[str, Any]
     idents: list[bytes] = attrs.field(factory=list)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | bytes | None = None
     buffers: list[bytes | memoryview] | None = None
     header: dict[str, Any] | None = None
     """A header made by the producer, when it must know the msg_id (stdin requests)."""
@@ -207,13 +208,32 @@ def decode(session: WireSession, frames: list[bytes], channel: Channel, now: flo
     )
 
 
+def freeze(out: Outgoing) -> Outgoing:
+    """Serialise the parts that may hold user objects, now, on the producer's thread.
+
+    A message is sent later, from the I/O thread: without this, a dict a cell changes
+    after ``display(d)`` would go out changed, and an unserialisable value would fail far
+    from the cell that passed it instead of raising there.
+    """
+    if isinstance(out.content, bytes) and not out.buffers:
+        return out
+    return attrs.evolve(
+        out,
+        content=out.content if isinstance(out.content, bytes) else pack(out.content),
+        metadata=pack(out.metadata or {}) if not isinstance(out.metadata, bytes) else out.metadata,
+        buffers=[bytes(b) for b in out.buffers] if out.buffers else None,
+    )
+
+
 def encode(session: WireSession, out: Outgoing) -> list[bytes]:
     """Build the signed frames of ``out``."""
     header = out.header or make_header(uuid.uuid4().hex, out.msg_type, session.session)
     subshell_id = out.parent.get("subshell_id")
     if subshell_id is not None:
         header = {**header, "subshell_id": subshell_id}
-    parts = [pack(header), pack(out.parent), pack(out.metadata or {}), pack(out.content)]
+    metadata = out.metadata if isinstance(out.metadata, bytes) else pack(out.metadata or {})
+    content = out.content if isinstance(out.content, bytes) else pack(out.content)
+    parts = [pack(header), pack(out.parent), metadata, content]
     frames = [*out.idents, DELIMITER, session.sign(parts), *parts]
     if out.buffers:
         frames.extend(out.buffers)

@@ -70,3 +70,20 @@ def test_bad_env_pair_is_rejected(tmp_path: Path) -> None:
     result = _run("install", "--prefix", str(tmp_path), "--env", "novalue")
     assert result.returncode == 2
     assert "KEY=VALUE" in result.stderr
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "conn.json"
+        path.write_text(json.dumps({"ip": "127.0.0.1", "transport": "tcp", "key": "k",
+                                    "signature_scheme": "hmac-sha256", "shell_port": 0, "iopub_port": 0,
+                                    "stdin_port": 0, "control_port": port, "hb_port": 0}))
+        result = _run("-f", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("trio-kernel: cannot bind")
+    assert "Traceback" not in result.stderr

@@ -54,3 +54,18 @@ def test_display_update_and_clear(kernel: Frontend) -> None:
     assert kinds == ["display_data", "update_display_data", "clear_output"]
     assert outputs[-1]["content"] == {"wait": True}
     assert outputs[2]["content"]["transient"] == {"display_id": "d1"}
+
+
+def test_output_is_what_the_object_was_when_displayed(kernel: Frontend) -> None:
+    code = ("from IPython.display import display\nd = {'text/plain': 'v0'}\n"
+            "for i in range(1, 4):\n    display(d, raw=True)\n    d['text/plain'] = f'v{i}'")
+    _, outputs = kernel.execute(code)
+    shown = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data"]
+    assert shown == ["v0", "v1", "v2"]
+
+
+def test_unserialisable_output_fails_in_the_cell(kernel: Frontend) -> None:
+    reply, _ = kernel.execute("from IPython.display import publish_display_data\n"
+                              "publish_display_data({'text/plain': object()})")
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "TypeError"

@@ -62,7 +62,8 @@ def test_timeout_option(kernel: Frontend, code: str) -> None:
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "TimeoutError"
     assert "0.2 s" in reply["content"]["evalue"]
-    assert any(m["msg_type"] == "error" and m["content"]["ename"] == "TimeoutError" for m in outputs)
+    errors = [m["content"]["ename"] for m in outputs if m["msg_type"] == "error"]
+    assert errors == ["TimeoutError"], "one error, the timeout, not a KeyboardInterrupt too"
 
 
 def test_timeout_tag(kernel: Frontend) -> None:
