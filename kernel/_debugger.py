@@ -68,8 +68,6 @@ KERNEL_DIR = str(Path(__file__).parent)
 class Debugger:
     """The debug session state of one kernel; every method runs on the I/O loop unless noted."""
 
-    available = False
-
     def __init__(self, shell: TrioShell, publish_event: Callable[[dict[str, Any]], None],
                  spawn: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
         self.shell = shell

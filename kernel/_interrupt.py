@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import signal
 import threading
 from collections.abc import Iterable
 
@@ -104,6 +103,3 @@ class Interrupter:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
         )
-
-
-__all__ = ["Interrupter", "RunningCell", "signal"]

@@ -10,8 +10,12 @@ It runs its own trio loop, so it keeps serving while a cell holds the shell thre
         ├── SocketTask.run  iopub    (XPUB: welcome on subscribe, all broadcasts)
         ├── _dispatch                (the run-mode table's "where": I/O loop or a shell)
         ├── _serve(...)              (control and kernel_info/comm_info, one task each)
-        ├── _serve_in_thread(...)    (complete/inspect/is_complete/history in a worker)
-        └── _watch(...)              (per-cell timeouts)
+        ├── _serve_in_thread(...)    (complete/inspect/is_complete/history in a worker
+        │                             thread, abandoned after READER_TIMEOUT)
+        ├── _watch(...)              (per-cell timeouts)
+        ├── interrupt / stop tasks   (Interrupter.stop: cancel, then escalate)
+        ├── Subshells._own(...)      (one per subshell: owns its thread and trio loop)
+        └── DAPClient.run            (the debugger's reader, while a debug session is open)
 
 Socket tasks decode and verify each message as it arrives and drop, with a log line, any
 that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
@@ -74,7 +78,6 @@ class IOLoop:
         self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
         self.iopub: IOPubOutbox | None = None
         self.stdin: StdinBroker | None = None
-        self.dropped = 0
         self.status: StatusTracker | None = None
         self.interrupter: Interrupter | None = None
         self._nursery: trio.Nursery | None = None
@@ -198,7 +201,6 @@ class IOLoop:
             try:
                 msg = decode(self.session, frames, channel, time.monotonic())
             except WireError as exc:
-                self.dropped += 1
                 log.warning("dropped a message on %s: %s", channel, exc)
                 return
             if channel is Channel.STDIN:

@@ -17,7 +17,10 @@ Threads: the shell loop's thread runs user code; the I/O thread owns the shell, 
 stdin and iopub sockets (and is the only one to send on them); the heartbeat thread owns
 the heartbeat socket. Hand-offs between loops go through ``TrioToken.run_sync_soon`` and
 thread-safe outboxes, never by touching another loop's objects. Every thread is started
-by a trio task that waits for it to end.
+by a trio task that waits for it to end, with two exceptions: at shutdown, a thread cell or
+subshell still blocked in one C call after being interrupted is abandoned (a daemon thread,
+ended with the process) rather than allowed to hang the shutdown; and debugpy, once the
+debugger is used, runs threads of its own for the life of the process.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from ._wire import make_session
 if TYPE_CHECKING:
     from ._comms import CommManager
     from ._debugger import Debugger
-    from ._runner import ShellRunner
     from ._shell import TrioShell
 
 log = logging.getLogger("kernel")
@@ -60,7 +62,6 @@ class Kernel:
         self.restart_requested = False
         self._shutdown = trio.Event()
         self._io: IOLoop | None = None
-        self._runner: ShellRunner | None = None
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -137,8 +138,8 @@ async def kernel_on(
             io = await nursery.start(_own_io_thread, session, bound.sockets, kernel)
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
-            shell_side = await _start_shell_side(nursery, io, kernel, session.session, namespace,
-                                                 default_mode, default_timeout, history_file)
+            shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
+                                                 default_timeout, history_file)
             io.status.starting()  # type: ignore[union-attr]
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
@@ -181,7 +182,7 @@ class _ShellSide:
         close_shell(self.shell)
 
 
-async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, session_id: str,
+async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
                             default_timeout: float | None, history_file: str | None) -> _ShellSide:
     """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
@@ -204,7 +205,6 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, s
         status_tracker=io.status,
         outboxes=io.outboxes,
         io_token=io.token,
-        session_id=session_id,
         watch_deadline=io.watch_deadline,
         stdin_request=io.stdin.request,
         default_timeout=default_timeout,
@@ -217,7 +217,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, s
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,
     )
-    kernel._io, kernel._runner = io, runner
+    kernel._io = io
     io_token.run_sync_soon(io.attach, shell, runner, comms,
                            functools.partial(ShellRunner, shell, services, comms), debugger)
     remove_listener = None

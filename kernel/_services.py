@@ -29,7 +29,6 @@ class Services:
     status_tracker: StatusTracker
     outboxes: dict[Channel, Outbox[Outgoing]]
     io_token: trio.lowlevel.TrioToken
-    session_id: str
     watch_deadline: Callable[[RunningCell, float], None]
     """Ask the I/O loop to stop a cell after a number of seconds (thread-safe)."""
     stdin_request: Callable[[Cell, str, bool], str]

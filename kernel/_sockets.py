@@ -159,8 +159,9 @@ class SocketTask:
               deadline: float) -> None:
         """Send everything still queued, blocking until ``deadline`` (``time.monotonic``).
 
-        Used once, after this task's loop stopped, so that a shutdown does not lose the
-        messages queued just before it.
+        Used once at shutdown, after the socket tasks were cancelled (the I/O loop itself
+        still runs, and is held for at most the deadline), so that the messages queued
+        just before the shutdown are not lost.
         """
         while len(outbox) or self._unsent:
             self._send_pending(outbox, encode)

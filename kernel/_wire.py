@@ -124,13 +124,8 @@ class WireSession:
             raise ValueError(f"unsupported signature scheme {signature_scheme!r}")
         self._mac = hmac.new(key, digestmod=algorithm) if key else None
         self.session = str(uuid.uuid4())
-        self.username = "kernel"
         self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self._history_size = history_size
-
-    @property
-    def signing(self) -> bool:
-        return self._mac is not None
 
     def sign(self, parts: list[bytes]) -> bytes:
         """The hex HMAC of the four JSON parts (empty when there is no key)."""
