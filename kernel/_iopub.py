@@ -16,6 +16,7 @@ messages and replies are never held back by this bound.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import attrs
@@ -26,6 +27,10 @@ from ._wire import Outgoing, freeze
 
 MAX_MESSAGE_CHARS = 1 << 18
 """A stream message is closed and a new one started past this size."""
+HOLD_SECONDS = 0.005
+"""How long an unfinished line just written may wait for the rest of itself."""
+MAX_HOLD_SECONDS = 0.05
+"""Output without newlines (a progress bar) still goes out at least this often."""
 
 
 @attrs.define
@@ -34,6 +39,18 @@ class _StreamRun:
     name: str
     chunks: list[str]
     size: int
+    first_write: float
+    last_write: float
+
+    def worth_holding(self, now: float) -> bool:
+        """An unfinished line written a moment ago: ``print("a", x)`` writes in pieces, and
+        sending the first alone would split one line over two outputs of the notebook."""
+        return (
+            not self.chunks[-1].endswith("\n")
+            and now - self.last_write < HOLD_SECONDS
+            and now - self.first_write < MAX_HOLD_SECONDS
+            and self.size < MAX_MESSAGE_CHARS
+        )
 
     def to_outgoing(self) -> Outgoing:
         return Outgoing("stream", {"name": self.name, "text": "".join(self.chunks)}, self.parent)
@@ -47,11 +64,13 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         self._pending_chars = 0
         self._max_pending = max_pending
         self._drained = threading.Condition(self._lock)
+        self._held_until: float | None = None
 
     def write_stream(self, parent: dict[str, Any], name: str, text: str) -> None:
         """Queue ``text`` for stream ``name``; may block while too much text waits."""
         if not text:
             return
+        now = time.monotonic()
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
@@ -67,19 +86,35 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
             ):
                 last.chunks.append(text)
                 last.size += len(text)
+                last.last_write = now
             else:
-                self._entries.append(_StreamRun(parent, name, [text], len(text)))
+                self._entries.append(_StreamRun(parent, name, [text], len(text), now, now))
             self._pending_chars += len(text)
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
 
-    def take_all(self) -> list[Outgoing]:
+    def take_all(self, final: bool = False) -> list[Outgoing]:
+        """Everything queued, in order, except an unfinished line written a moment ago
+        (unless ``final``): ``hold_for`` then says when to come back for it."""
+        now = time.monotonic()
         with self._lock:
             entries, self._entries = self._entries, []
-            self._pending_chars = 0
+            held = entries[-1] if entries and isinstance(entries[-1], _StreamRun) else None
+            if held is not None and not final and held.worth_holding(now):
+                self._entries.append(entries.pop())
+                self._held_until = held.last_write + HOLD_SECONDS
+            else:
+                self._held_until = None
+            self._pending_chars = sum(e.size for e in self._entries if isinstance(e, _StreamRun))
             self._drained.notify_all()
         return [e.to_outgoing() if isinstance(e, _StreamRun) else e for e in entries]
+
+    def hold_for(self) -> float | None:
+        held_until = self._held_until
+        if held_until is None or not self._entries:
+            return None
+        return max(held_until - time.monotonic(), 0.0)
 
     def close(self) -> None:
         """Stop blocking writers and drop later output: nothing will drain it any more."""

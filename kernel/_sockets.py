@@ -94,11 +94,15 @@ class Outbox(Generic[T]):
         except trio.RunFinishedError:
             log.debug("outbox put after its loop finished; item dropped at shutdown")
 
-    def take_all(self) -> list[Any]:
+    def take_all(self, final: bool = False) -> list[Any]:
         """Everything queued, in order (on the owner's loop)."""
         with self._lock:
             entries, self._entries = self._entries, []
         return entries
+
+    def hold_for(self) -> float | None:
+        """Seconds until items deliberately left queued should be taken (None: none are)."""
+        return None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -152,6 +156,9 @@ class SocketTask:
                     # zmq refused to queue more (a slow peer): its FD need not signal when
                     # room appears, so look again shortly.
                     self._park_scope.deadline = trio.current_time() + RETRY_SECONDS
+                held = outbox.hold_for() if outbox is not None else None
+                if held is not None:
+                    self._park_scope.deadline = min(self._park_scope.deadline, trio.current_time() + held)
                 await trio.lowlevel.wait_readable(fd)
             self._park_scope = None
 
@@ -164,7 +171,7 @@ class SocketTask:
         just before the shutdown are not lost.
         """
         while len(outbox) or self._unsent:
-            self._send_pending(outbox, encode)
+            self._send_pending(outbox, encode, final=True)
             remaining = deadline - time.monotonic()
             if self._unsent and (remaining <= 0 or not self.sock.poll(remaining * 1000, zmq.POLLOUT)):
                 log.warning("%s: %d messages not sent at shutdown", self.name, len(self._unsent) + len(outbox))
@@ -180,9 +187,10 @@ class SocketTask:
             on_frames(frames)
         self._dirty = True  # more may be waiting: come back after other tasks ran
 
-    def _send_pending(self, outbox: Outbox[Outgoing], encode: Callable[[Outgoing], list[bytes]]) -> None:
+    def _send_pending(self, outbox: Outbox[Outgoing], encode: Callable[[Outgoing], list[bytes]],
+                      final: bool = False) -> None:
         if not self._unsent:
-            for out in outbox.take_all():
+            for out in outbox.take_all(final):
                 try:
                     self._unsent.append(encode(out))
                 except Exception:
@@ -196,5 +204,5 @@ class SocketTask:
                 # EHOSTUNREACH: the peer the reply is for has gone; nobody is left to read it.
                 log.warning("%s: dropped an outgoing message: %s", self.name, exc)
             self._unsent.popleft()
-        if len(outbox):
+        if len(outbox) and outbox.hold_for() is None:
             self._dirty = True

@@ -8,7 +8,7 @@ import threading
 import trio
 import trio.testing
 
-from kernel._iopub import MAX_MESSAGE_CHARS, IOPubOutbox
+from kernel._iopub import HOLD_SECONDS, MAX_MESSAGE_CHARS, IOPubOutbox
 from kernel._wire import Outgoing
 
 
@@ -82,3 +82,25 @@ async def test_close_releases_blocked_writers() -> None:
         nursery.start_soon(trio.to_thread.run_sync, writer)
         await trio.testing.wait_all_tasks_blocked()
         box.close()
+
+
+async def test_an_unfinished_line_waits_a_moment_for_its_end() -> None:
+    box = IOPubOutbox(trio.lowlevel.current_trio_token())
+    parent = {"msg_id": "p"}
+    box.write_stream(parent, "stdout", "answer:")
+    assert box.take_all() == []  # "answer:" was just written and has no newline yet
+    held = box.hold_for()
+    assert held is not None and 0 < held <= HOLD_SECONDS
+    box.write_stream(parent, "stdout", " 42\n")
+    assert [_content(o)["text"] for o in box.take_all()] == ["answer: 42\n"]
+    assert box.hold_for() is None
+
+
+async def test_held_text_goes_out_behind_later_messages_in_order_and_at_shutdown() -> None:
+    box = IOPubOutbox(trio.lowlevel.current_trio_token())
+    parent = {"msg_id": "p"}
+    box.write_stream(parent, "stdout", "partial")
+    box.put(Outgoing("status", {"execution_state": "idle"}, parent))
+    assert [o.msg_type for o in box.take_all()] == ["stream", "status"]  # not the last entry: sent
+    box.write_stream(parent, "stdout", "again")
+    assert [_content(o)["text"] for o in box.take_all(final=True)] == ["again"]
