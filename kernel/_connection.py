@@ -50,12 +50,6 @@ class ConnectionInfo:
             **self.ports,
         }
 
-    def url(self, port_name: str) -> str:
-        port = self.ports[port_name]
-        if self.transport == "ipc":
-            return f"ipc://{self.ip}-{port}"
-        return f"tcp://{self.ip}:{port}"
-
 
 def read_connection_file(path: Path) -> ConnectionInfo:
     """Parse a connection file; raise ``ConnectionFileError`` with a clear reason."""

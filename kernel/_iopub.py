@@ -75,7 +75,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
             if self._closed:  # an abandoned thread printing after its kernel closed
-                self.dropped_after_close += 1
+                self._count_drop()
                 return
             last = self._entries[-1] if self._entries else None
             if (

@@ -64,12 +64,18 @@ class Outbox(Generic[T]):
             item = self._prepare(item)
         with self._lock:
             if self._closed:
-                self.dropped_after_close += 1
+                self._count_drop()
                 return
             self._entries.append(item)
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
+
+    def _count_drop(self) -> None:
+        """Under the lock: one more message nobody will send; said once, in the log."""
+        self.dropped_after_close += 1
+        if self.dropped_after_close == 1:
+            log.warning("output after its kernel closed (an abandoned thread?) is dropped")
 
     def close(self) -> None:
         """The socket task is gone: later puts are counted and dropped, not kept forever."""

@@ -64,7 +64,10 @@ class Subshells:
         return subshell_id
 
     async def delete(self, subshell_id: str) -> bool:
-        """Stop a subshell's work and thread; False when there is no such subshell."""
+        """Interrupt a subshell's work and stop its loop; False when there is no such subshell.
+
+        Its owner task (``_own``) then joins the thread, or abandons it after ``JOIN_GRACE``.
+        """
         runner = self._runners.pop(subshell_id, None)
         if runner is None:
             return False

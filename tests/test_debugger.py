@@ -98,7 +98,8 @@ class DebugClient:
         return body
 
     def wait_event(self, name: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next ``debug_event`` called ``name`` (other iopub messages are kept aside)."""
+        """The next ``debug_event`` called ``name``; every debug event is recorded in
+        ``self.events``, other iopub messages are skipped."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
