@@ -8,16 +8,16 @@ IPython are loaded.
 
 from typing import Any
 
-from ._enums import Channel, RunMode
+from ._core.enums import Channel, RunMode
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Kernel": ("_kernel", "Kernel"),
-    "open_kernel": ("_kernel", "open_kernel"),
-    "Route": ("_routing", "Route"),
-    "route": ("_routing", "route"),
-    "run_mode_table": ("_routing", "table"),
+    "Kernel": ("_app.kernel", "Kernel"),
+    "open_kernel": ("_app.kernel", "open_kernel"),
+    "Route": ("_core.routing", "Route"),
+    "route": ("_core.routing", "route"),
+    "run_mode_table": ("_core.routing", "table"),
 }
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kernel import RunMode
-from kernel._cellmode import cell_options, parse_header, tags_of
+from kernel._core.cellmode import cell_options, parse_header, tags_of
 
 modes = st.sampled_from(list(RunMode))
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernel import _debugger_cells as cells
-from kernel._debugger_dap import DAPBuffer, DAPError, frame
+from kernel._debugger import cells
+from kernel._debugger.dap import DAPBuffer, DAPError, frame
 from tests.harness import Frontend, running_kernel
 
 TIMEOUT = 30.0

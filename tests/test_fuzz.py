@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from kernel._enums import Channel
-from kernel._wire import WireError, decode, make_session
+from kernel._core.enums import Channel
+from kernel._core.wire import WireError, decode, make_session
 from tests._fuzzhelpers import DELIM, KernelProcess, RawChannel, execute_ok, kernel_process, new_connection_file
 
 MAX_EXAMPLES = 300

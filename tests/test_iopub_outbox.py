@@ -8,8 +8,8 @@ import threading
 import trio
 import trio.testing
 
-from kernel._iopub import HOLD_SECONDS, MAX_MESSAGE_CHARS, IOPubOutbox
-from kernel._wire import Outgoing
+from kernel._core.wire import Outgoing
+from kernel._transport.iopub import HOLD_SECONDS, MAX_MESSAGE_CHARS, IOPubOutbox
 
 
 def _content(out: Outgoing) -> dict:

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kernel import Channel, Route, RunMode, route
-from kernel._enums import Where
-from kernel._routing import COMM_MESSAGES, IO_REQUESTS, READER_REQUESTS, table
+from kernel._core.enums import Where
+from kernel._core.routing import COMM_MESSAGES, IO_REQUESTS, READER_REQUESTS, table
 
 
 def test_control_requests_never_wait_for_user_code() -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from jupyter_client import session as jc_session
 
-from kernel._enums import Channel
-from kernel._wire import WireError, decode, make_session
+from kernel._core.enums import Channel
+from kernel._core.wire import WireError, decode, make_session
 from tests._fuzzhelpers import (
     DELIM,
     TIMEOUT,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel import Channel
-from kernel._wire import Outgoing, WireError, decode, encode, make_session
+from kernel._core.wire import Outgoing, WireError, decode, encode, make_session
 
 KEY = b"a" * 64
 json_values = st.recursive(

@@ -1,0 +1,1 @@
+"""The application layer: ``open_kernel``, the command line and the kernelspec."""

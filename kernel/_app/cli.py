@@ -1,0 +1,169 @@
+"""The ``trio-kernel`` / ``python -m kernel`` command line.
+
+``python -m kernel -f FILE`` runs a kernel (what a kernelspec starts); the subcommands
+``install``, ``uninstall``, ``list`` and ``routes`` manage and describe it. Errors a user
+can fix (a missing connection file) are one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from .. import __version__
+from .._core.enums import RunMode
+
+SUBCOMMANDS = ("install", "uninstall", "list", "routes", "run")
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trio-kernel", description="A trio-first Jupyter kernel for Python."
+    )
+    parser.add_argument("--version", action="version", version=f"trio-kernel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a kernel (the default when no command is given)")
+    _add_run_options(run)
+
+    install = sub.add_parser("install", help="install the kernelspec")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="into the user's Jupyter data dir")
+    where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (this venv)")
+    where.add_argument("--prefix", help="into PREFIX/share/jupyter/kernels")
+    install.add_argument("--name", default="trio")
+    install.add_argument("--display-name", default="Python 3 (trio)")
+    install.add_argument("--env", action="append", type=_env_pair, default=[], metavar="K=V")
+    install.add_argument("--default-mode", choices=[m.value for m in RunMode])
+    install.add_argument("--interrupt-mode", choices=["message", "signal"], default="message")
+
+    uninstall = sub.add_parser("uninstall", help="remove the kernelspec")
+    uninstall.add_argument("--name", default="trio")
+
+    sub.add_parser("list", help="list the kernelspecs Jupyter can see")
+    sub.add_parser("routes", help="print the run-mode table")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--connection-file", help="connection file written by the frontend")
+    parser.add_argument("--default-mode", choices=[m.value for m in RunMode], default="queue")
+    parser.add_argument("--log-level", default=os.environ.get("TRIO_KERNEL_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--no-history", action="store_true",
+                        help="keep history in memory only (also TRIO_KERNEL_NO_HISTORY=1)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "run")
+    args = build_parser().parse_args(args_list)
+    if args.command == "install":
+        return _install(args)
+    if args.command == "uninstall":
+        from .._app.kernelspec import uninstall
+
+        print(f"removed {uninstall(args.name)}")
+        return 0
+    if args.command == "list":
+        from .._app.kernelspec import listing
+
+        for name, path in sorted(listing().items()):
+            print(f"{name:20} {path}")
+        return 0
+    if args.command == "routes":
+        from .._core.routing import table
+
+        print(f"{'message type':24} {'channel':8} {'cell mode':9} -> where / how")
+        for msg_type, channel, mode, route in table():
+            print(f"{msg_type:24} {channel:8} {mode:9} -> {route.where} / {route.how}")
+        return 0
+    return _run(args)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from .._app.kernelspec import install
+
+    path = install(
+        user=args.user,
+        prefix=sys.prefix if args.sys_prefix else args.prefix,
+        name=args.name,
+        display_name=args.display_name,
+        env=dict(args.env),
+        default_mode=RunMode(args.default_mode) if args.default_mode else None,
+        interrupt_mode=args.interrupt_mode,
+    )
+    print(f"installed kernelspec {args.name!r} in {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .._transport.connection import ConnectionFileError, bind_kernel_sockets
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"[trio-kernel {os.getpid()}] %(levelname)s %(name)s: %(message)s",
+        stream=sys.__stderr__,
+    )
+    # Bind first, before trio and IPython are imported: a frontend that connected at once
+    # is then accepted on its first retry rather than a reconnect interval later.
+    try:
+        bound = bind_kernel_sockets(args.connection_file)
+    except ConnectionFileError as exc:
+        print(f"trio-kernel: {exc}", file=sys.stderr)
+        return 2
+    history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
+    # Draw figures inline by default, as notebook users expect; only the standalone kernel
+    # does this, an embedding application keeps its own backend.
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import trio
+
+    from .._control import sigint as _sigint
+
+    _sigint.install()
+    try:
+        trio.run(_serve, bound, RunMode(args.default_mode), history)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve(bound: Any, default_mode: RunMode, history: str | None) -> None:
+    import trio
+
+    from .._app.kernel import kernel_on
+    from .._app.parent import watch_parent
+
+    async with kernel_on(bound, default_mode=default_mode, history_file=history) as kernel:
+        if bound.owns_file:
+            print(f"To connect another client to this kernel, use:\n"
+                  f"    jupyter console --existing {kernel.connection_file}", file=sys.__stderr__)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_until, kernel.wait_for_shutdown, nursery.cancel_scope)
+            nursery.start_soon(_until, _sigterm, nursery.cancel_scope)
+            nursery.start_soon(_until, watch_parent, nursery.cancel_scope)
+
+
+async def _until(waiter, scope) -> None:  # type: ignore[no-untyped-def]
+    """Cancel ``scope`` (ending the kernel) when ``waiter`` returns."""
+    await waiter()
+    scope.cancel()
+
+
+async def _sigterm() -> None:
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            return

@@ -1,0 +1,59 @@
+"""Install, uninstall and list the ``trio`` kernelspec with jupyter_client's machinery."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.kernelspec import KernelSpecManager
+
+from .._core.enums import RunMode
+
+DEFAULT_NAME = "trio"
+DEFAULT_DISPLAY_NAME = "Python 3 (trio)"
+LOGO = Path(__file__).parent / "resources"
+
+
+def spec_dict(display_name: str, env: dict[str, str], default_mode: RunMode | None,
+              interrupt_mode: str = "message") -> dict[str, object]:
+    """The kernel.json content; argv uses this interpreter's absolute path."""
+    argv = [sys.executable, "-m", "kernel", "-f", "{connection_file}"]
+    if default_mode is not None and default_mode is not RunMode.QUEUE:
+        argv[3:3] = ["--default-mode", default_mode.value]
+    return {
+        "argv": argv,
+        "display_name": display_name,
+        "language": "python",
+        "interrupt_mode": interrupt_mode,
+        "env": env,
+        "metadata": {"debugger": True},
+    }
+
+
+def install(*, user: bool = False, prefix: str | None = None, name: str = DEFAULT_NAME,
+            display_name: str = DEFAULT_DISPLAY_NAME, env: dict[str, str] | None = None,
+            default_mode: RunMode | None = None, interrupt_mode: str = "message") -> str:
+    """Install the kernelspec and return the directory it went to."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_dir = Path(tmp) / name
+        spec_dir.mkdir()
+        (spec_dir / "kernel.json").write_text(
+            json.dumps(spec_dict(display_name, env or {}, default_mode, interrupt_mode), indent=2)
+        )
+        for logo in LOGO.glob("logo-*.png"):
+            (spec_dir / logo.name).write_bytes(logo.read_bytes())
+        return KernelSpecManager().install_kernel_spec(
+            str(spec_dir), kernel_name=name, user=user, prefix=prefix
+        )
+
+
+def uninstall(name: str = DEFAULT_NAME) -> str:
+    """Remove the named kernelspec; returns where it was."""
+    return KernelSpecManager().remove_kernel_spec(name)
+
+
+def listing() -> dict[str, str]:
+    """Kernelspec names and directories that Jupyter can see."""
+    return KernelSpecManager().find_kernel_specs()

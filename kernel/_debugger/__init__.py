@@ -1,0 +1,1 @@
+"""The JupyterLab debugger: debug_request bridged to debugpy over DAP."""

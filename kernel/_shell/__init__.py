@@ -1,0 +1,1 @@
+"""The shell side: the runner that executes requests, the IPython shell, output streams, stdin, comms."""

@@ -1,0 +1,312 @@
+"""The IPython shell that runs cells on a trio loop.
+
+``TrioShell`` changes four things about ``InteractiveShell``, each because a kernel needs it:
+
+- Output goes to the *current cell* (``_cell.current_cell``) as iopub messages, through
+  ``CellDisplayHook`` (``execute_result``), ``CellDisplayPublisher`` (``display_data``,
+  ``update_display_data``, ``clear_output``) and ``_showtraceback`` (``error``).
+- ``run_code`` is our own so that trio's ``Cancelled`` is *not* treated as a user error:
+  IPython would print it and swallow it, which breaks the cancel scope that implements
+  interrupt. The cancellation is stored on the ``ExecutionResult`` and re-raised by the
+  executor. ``run_code`` is also where KeyboardInterrupt protection is switched off, so a
+  SIGINT lands in user code and never in the kernel's own bookkeeping.
+- Exception groups get a proper ``error`` message (IPython only prints them to stderr).
+- The pager, ``exit`` and ``set_next_input`` become execute_reply payloads, as frontends expect.
+"""
+
+from __future__ import annotations
+
+import bdb
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import trio
+from IPython.core import page, payloadpage
+from IPython.core.displayhook import DisplayHook
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from .._core import replies as _replies
+from .._core.enums import RunMode
+from .._core.wire import Outgoing
+from .._debugger.cells import CellCompiler
+from .._shell.cell import Cell, cell_for_output, current_cell
+
+_PACKAGE_DIR = str(Path(__file__).parent.parent)
+
+
+def is_cancellation(exc: BaseException | None) -> bool:
+    """True for trio's ``Cancelled`` or a group made only of them."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_cancellation(e) for e in exc.exceptions)
+    return False
+
+
+class CellDisplayHook(DisplayHook):
+    """Publishes a cell's last expression as ``execute_result`` to that cell."""
+
+    @property
+    def prompt_count(self) -> int:
+        cell = current_cell.get()
+        return cell.execution_count if cell is not None else self.shell.execution_count - 1
+
+    def start_displayhook(self) -> None:
+        self._is_active = True
+
+    def write_output_prompt(self) -> None:
+        """No prompt: frontends draw ``Out[n]`` from the execution count."""
+
+    def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
+        cell = cell_for_output()
+        if cell is None:
+            sys.stdout.write(str(format_dict.get("text/plain", "")) + "\n")
+            return
+        content = {
+            "execution_count": cell.execution_count,
+            "data": format_dict,
+            "metadata": md_dict or {},
+        }
+        cell.iopub.put(Outgoing("execute_result", content, cell.parent))
+
+    def finish_displayhook(self) -> None:
+        self._is_active = False
+
+
+class CellDisplayPublisher(DisplayPublisher):
+    """Publishes ``display()`` output to the cell that called it."""
+
+    def publish(  # type: ignore[override]
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        source: Any = None,
+        *,
+        transient: dict[str, Any] | None = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._validate_data(data, metadata)
+        cell = cell_for_output()
+        if cell is None:
+            sys.stdout.write(str(data.get("text/plain", "")) + "\n")
+            return
+        msg_type = "update_display_data" if update else "display_data"
+        content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
+        cell.iopub.put(Outgoing(msg_type, content, cell.parent))
+
+    def clear_output(self, wait: bool = False) -> None:
+        cell = cell_for_output()
+        if cell is not None:
+            cell.iopub.put(Outgoing("clear_output", {"wait": bool(wait)}, cell.parent))
+
+
+class TrioShell(InteractiveShell):
+    """An ``InteractiveShell`` whose cells run as coroutines on the caller's trio loop."""
+
+    displayhook_class = CellDisplayHook  # type: ignore[assignment]
+    display_pub_class = CellDisplayPublisher  # type: ignore[assignment]
+    compiler_class = CellCompiler  # cells named as the debugger's dumpCell names them
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.autoawait = True
+        self.default_run_mode = RunMode.QUEUE
+        self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
+        self.register_magic_function(self._runmode_magic, "line", "runmode")
+
+    def _runmode_magic(self, line: str) -> None:
+        """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
+        word = line.strip().lower()
+        if word:
+            if word not in RunMode._value2member_map_:
+                raise UsageError(f"unknown run mode {word!r}; choose one of: {', '.join(RunMode)}")
+            self.default_run_mode = RunMode(word)
+        print(f"default run mode: {self.default_run_mode}")
+
+    def init_io(self) -> None:
+        """Streams are installed by the kernel, not by the shell."""
+
+    def enable_gui(self, gui: str | None = None) -> None:
+        if gui not in (None, "inline"):
+            print(f"trio-kernel has no {gui!r} GUI event loop integration; use the inline backend.")
+
+    def ask_exit(self) -> None:
+        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+
+    def set_next_input(self, s: str, replace: bool = False) -> None:
+        self.payload_manager.write_payload(
+            {"source": "set_next_input", "text": s, "replace": bool(replace)}
+        )
+
+    def showtraceback(self, exc_tuple: Any = None, filename: str | None = None,
+                      tb_offset: int | None = None, exception_only: bool = False,
+                      running_compiled_code: bool = False) -> None:
+        """Show exception groups as ``error`` messages too (IPython only prints them)."""
+        try:
+            etype, value, tb = self._get_exc_info(exc_tuple)
+        except ValueError:
+            return super().showtraceback(exc_tuple, filename, tb_offset, exception_only,
+                                         running_compiled_code)
+        if isinstance(value, BaseExceptionGroup) and not exception_only:
+            stb = traceback.format_exception(etype, value, tb)
+            self._showtraceback(etype, value, stb)
+            return None
+        return super().showtraceback(exc_tuple, filename, tb_offset, exception_only,
+                                     running_compiled_code)
+
+    def show_usage_error(self, exc: BaseException) -> None:
+        """A magic's usage error is the cell's error too (IPython only prints it)."""
+        self._showtraceback(type(exc), exc, [f"\x1b[0;31mUsageError\x1b[0m: {exc}"])
+
+    def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
+        self._publish_error({
+            "ename": etype.__name__,
+            "evalue": str(evalue),
+            "traceback": [str(line) for line in stb],
+        })
+
+    def _publish_error(self, content: dict[str, Any]) -> None:
+        """Make ``content`` the current cell's error and send it as an ``error`` message."""
+        cell = cell_for_output()
+        if cell is None:
+            sys.stderr.write("\n".join(content["traceback"]) + "\n")
+            return
+        cell.error = content
+        cell.iopub.put(Outgoing("error", content, cell.parent))
+
+    @trio.lowlevel.disable_ki_protection
+    async def run_code(self, code_obj: Any, result: Any = None, *, async_: bool = False) -> bool:
+        """Run one compiled block of a cell; True when it raised.
+
+        Unlike IPython's version, a trio cancellation is recorded on ``result`` without a
+        traceback so the executor can hand it back to the cell's cancel scope.
+        """
+        saved_hook, sys.excepthook = sys.excepthook, self.excepthook
+        self.sys_excepthook = saved_hook
+        cell = current_cell.get()
+        running = cell.running if cell is not None else None
+        try:
+            try:
+                if running is not None:
+                    running.in_user_code = True
+                if async_:
+                    await eval(code_obj, self.user_global_ns, self.user_ns)
+                else:
+                    exec(code_obj, self.user_global_ns, self.user_ns)
+            finally:
+                if running is not None:
+                    running.in_user_code = False
+                sys.excepthook = saved_hook
+        except BaseException as exc:
+            if is_cancellation(exc):
+                # Not an error of the cell: kept off ``error_in_exec`` so that IPython
+                # neither formats nor stores a traceback for it (that costs ~50 ms).
+                if result is not None:
+                    result.trio_cancelled = exc
+                return True
+            if isinstance(exc, KeyboardInterrupt):
+                # An interrupt must answer fast: a plain traceback (about 1 ms) instead of
+                # IPython's highlighted one, and none stored in history (another 50 ms).
+                self._report_interrupt(exc)
+                return True
+            if result is not None:
+                result.error_in_exec = exc
+            if not isinstance(exc, bdb.BdbQuit):
+                self._report(exc)
+            return True
+        return False
+
+    @trio.lowlevel.enable_ki_protection
+    def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
+        """A plain traceback of the user's frames (the kernel's SIGINT handler left out).
+
+        When the cell's timeout sent the KeyboardInterrupt, the cell failed with a
+        ``TimeoutError``, and that is what is reported.
+        """
+        cell = cell_for_output()
+        running = cell.running if cell is not None else None
+        if running is not None and running.reason == "timeout":
+            content = _replies.timeout_error(running.timeout or 0.0)
+            self._publish_error(content)
+            return
+        lines = ["Traceback (most recent call last):\n"]
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename.startswith(_PACKAGE_DIR):
+                continue
+            label = self.compile.format_code_name(frame.filename)  # ("Cell", "In[3]") for cells
+            where = f"{label[0]} {label[1]}" if label else f'File "{frame.filename}"'
+            lines.append(f"  {where}, line {frame.lineno}, in {frame.name}\n")
+            if frame.line:
+                lines.append(f"    {frame.line}\n")
+        stb = [*lines, "\x1b[0;31mKeyboardInterrupt\x1b[0m: interrupted by the kernel"]
+        self._showtraceback(type(exc), exc, stb)
+
+    @trio.lowlevel.enable_ki_protection
+    def _report(self, exc: BaseException) -> None:
+        """Show the error of a block, protected from KeyboardInterrupt.
+
+        An interrupt escalates with repeated SIGINTs until the cell's loop responds; one
+        arriving while the first KeyboardInterrupt is being formatted (slow the first time)
+        would otherwise abort the report, and the cell would end "ok" with no error.
+        """
+        if isinstance(exc, SystemExit):
+            self.showtraceback(exception_only=True)
+        elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
+            self.CustomTB(type(exc), exc, exc.__traceback__)
+        else:
+            # Start the traceback at the user's code, below run_code's frame.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+            self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
+
+
+def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> TrioShell:
+    """Create the shell; the first one in a process becomes IPython's global instance.
+
+    Libraries (matplotlib-inline, ipywidgets, comm) find the shell via ``get_ipython()``,
+    which only knows the singleton, so the first kernel registers there; later kernels in
+    the same process are independent shells that those libraries will not see.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    config.InteractiveShell.colors = "linux"
+    # Live-object completion answers in about a millisecond; jedi's static analysis takes
+    # 0.5 s on first use and competes for the GIL with a running cell. Users can turn it
+    # back on with ``%config IPCompleter.use_jedi = True``.
+    config.IPCompleter.use_jedi = False
+    if history_file is not None:
+        config.HistoryManager.hist_file = history_file
+    # IPython commits every cell to sqlite by default, which costs about 1 ms of each
+    # execute round trip. Batching ten entries is safe: history requests and a clean
+    # shutdown write the cache out first; only a crash can lose the last few entries.
+    config.HistoryManager.db_cache_size = 10
+    kwargs: dict[str, Any] = {"config": config}
+    if namespace is not None:
+        kwargs["user_ns"] = namespace
+    if InteractiveShell.initialized():
+        return TrioShell(**kwargs)
+    return TrioShell.instance(**kwargs)
+
+
+def close_shell(shell: TrioShell) -> None:
+    """Stop the shell's history thread and forget the singleton if it is this shell."""
+    history = shell.history_manager
+    if history is not None:
+        history.end_session()
+        save_thread = getattr(history, "save_thread", None)
+        if save_thread is not None:
+            save_thread.stop()
+    shell.cleanup()
+    if InteractiveShell.initialized() and InteractiveShell._instance is shell:
+        # Through the subclass: ``InteractiveShell.clear_instance()`` would leave
+        # ``TrioShell._instance`` set, and the next ``TrioShell.instance(...)`` would hand
+        # back this closed shell, ignoring its arguments (the namespace among them).
+        type(shell).clear_instance()
+
+
+__all__ = ["Cell", "TrioShell", "close_shell", "is_cancellation", "make_shell"]

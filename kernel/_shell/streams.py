@@ -1,0 +1,79 @@
+"""``sys.stdout``/``sys.stderr`` replacements that route text to the current cell.
+
+One pair of streams per process (``sys.stdout`` is process-wide), but no kernel state in
+them: each ``write`` asks ``_cell.cell_for_output()`` which cell, and so which kernel's
+iopub, the text belongs to. Text written outside any cell goes to the stream that was
+there before, so an application that embeds a kernel keeps its own terminal output.
+Installing is reference-counted so that several kernels in one process share one pair
+and the last one to close restores the originals.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from typing import TextIO
+
+from .._shell.cell import cell_for_output
+
+
+class CellStream(io.TextIOBase):
+    """A text stream whose writes become iopub ``stream`` messages of the current cell."""
+
+    def __init__(self, name: str, fallback: TextIO) -> None:
+        super().__init__()
+        self._name = name
+        self.fallback = fallback
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"<{self._name}>"
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        cell = cell_for_output()
+        if cell is None:
+            return self.fallback.write(text)
+        cell.iopub.write_stream(cell.parent, self._name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: the iopub socket task sends as soon as its loop runs."""
+
+
+_lock = threading.Lock()
+_users = 0
+_saved: tuple[TextIO, TextIO] | None = None
+
+
+def install() -> None:
+    """Route ``sys.stdout``/``sys.stderr`` through cell streams (reference-counted)."""
+    global _users, _saved
+    with _lock:
+        if _users == 0:
+            _saved = (sys.stdout, sys.stderr)
+            sys.stdout = CellStream("stdout", sys.stdout)
+            sys.stderr = CellStream("stderr", sys.stderr)
+        _users += 1
+
+
+def uninstall() -> None:
+    """Undo one ``install``; the last one puts the original streams back."""
+    global _users, _saved
+    with _lock:
+        _users -= 1
+        if _users == 0 and _saved is not None:
+            sys.stdout, sys.stderr = _saved
+            _saved = None

@@ -1,0 +1,1 @@
+"""The transport: connection files, one trio task per zmq socket, the iopub outbox, status, heartbeat."""
