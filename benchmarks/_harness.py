@@ -72,6 +72,7 @@ class Kernel:
         self._sockets: dict[str, zmq.Socket[bytes]] = {}
         self._channel_of: dict[zmq.Socket[bytes], str] = {}
         self._poller = zmq.Poller()
+        self._launched_at = 0.0
 
     @property
     def implementation(self) -> str:
@@ -80,7 +81,7 @@ class Kernel:
 
     def start(self, timeout: float) -> float:
         """Launch the process; return seconds until its first kernel_info_reply."""
-        t0 = perf_counter()
+        t0 = self._launched_at = perf_counter()
         self.km.start_kernel(stdout=self._log, stderr=self._log)
         for channel in CHANNELS:
             sock = getattr(self.km, f"connect_{channel}")()
@@ -91,9 +92,11 @@ class Kernel:
         self.info = reply.content
         return reply.received_at - t0
 
-    def warm_up(self, timeout: float) -> None:
-        """Wait until iopub delivers: a SUB socket misses what is sent before it joins."""
-        self._first_reply("shell", "execute_request", timeout, idle=True)
+    def warm_up(self, timeout: float) -> float:
+        """Wait until iopub delivers (a SUB socket misses what is sent before it joins);
+        return seconds from launch to that first execute_reply."""
+        reply = self._first_reply("shell", "execute_request", timeout, idle=True)
+        return reply.received_at - self._launched_at
 
     def _first_reply(self, channel: str, msg_type: str, timeout: float, idle: bool = False) -> Msg:
         """Resend once a second until one copy is answered (and idle, if asked)."""
@@ -193,7 +196,7 @@ class Kernel:
             if not hmac.compare_digest(signature, expected):
                 raise ValueError(f"bad signature on {channel} message")
         head = json.loads(header)
-        parent_id = json.loads(parent).get("msg_id", "")
+        parent_id = (json.loads(parent) or {}).get("msg_id", "")  # xeus-python sends null
         return Msg(channel, head["msg_type"], parent_id, perf_counter(), content)
 
     def _handle(self, msg: Msg) -> None:

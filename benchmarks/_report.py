@@ -72,15 +72,27 @@ class ScenarioResult:
     target: Target | None = None
     with_p99: bool = False
 
+    def ratio_to(self, label: str) -> float | None:
+        """The first kernel's median over ``label``'s; None unless both ran cleanly."""
+        first = next(iter(self.kernels.values()))
+        other = self.kernels.get(label)
+        if other is None or first.failures or other.failures or first.median is None or not other.median:
+            return None
+        return first.median / other.median
+
+    @property
+    def anchor(self) -> str | None:
+        """The label the target's ratio is taken against: its named anchor if present,
+        else the second kernel."""
+        labels = list(self.kernels)
+        if self.target is not None and self.target.anchor in labels[1:]:
+            return self.target.anchor
+        return labels[1] if len(labels) > 1 else None
+
     @property
     def ratio(self) -> float | None:
-        """First kernel's median over the second's; None unless both ran cleanly."""
-        results = list(self.kernels.values())
-        if len(results) < 2 or any(r.failures or r.median is None for r in results[:2]):
-            return None
-        first, second = results[0].median, results[1].median
-        assert first is not None and second is not None
-        return first / second if second else None
+        """The first kernel's median over the anchor's."""
+        return self.ratio_to(self.anchor) if self.anchor else None
 
     @property
     def target_met(self) -> bool | None:
@@ -95,7 +107,9 @@ class ScenarioResult:
         return {
             "title": self.title,
             "unit": self.unit,
-            "ratio_first_over_second": self.ratio,
+            "ratios_of_first": {label: self.ratio_to(label) for label in list(self.kernels)[1:]},
+            "anchor": self.anchor,
+            "ratio_first_over_anchor": self.ratio,
             "target": self.target.text() if self.target else None,
             "target_met": self.target_met,
             "ok": all(not r.failures for r in self.kernels.values()),
@@ -133,10 +147,24 @@ def _median_cell(result: KernelResult, unit: str) -> str:
     return paint(f"{fmt(result.median, unit)} ({summary})", RED)
 
 
-def _ratio_cell(row: ScenarioResult) -> str:
-    if row.ratio is None:
+def _ratio_cell(row: ScenarioResult, label: str) -> str:
+    """The ratio to ``label``, coloured by the target when ``label`` is its anchor."""
+    ratio = row.ratio_to(label)
+    if ratio is None:
         return "-"
-    text = f"{row.ratio:.2f}x"
+    text = f"{ratio:.2f}x"
+    met = row.target_met if label == row.anchor and row.target and row.target.first_max is None \
+        and row.target.median_max is None else None
+    return text if met is None else paint(text, GREEN if met else RED)
+
+
+def _target_cell(row: ScenarioResult) -> str:
+    """The target; absolute targets are coloured here, ratio targets in their column."""
+    if row.target is None:
+        return ""
+    text = row.target.text()
+    if row.target.first_max is None and row.target.median_max is None:
+        return text
     met = row.target_met
     return text if met is None else paint(text, GREEN if met else RED)
 
@@ -146,7 +174,7 @@ def table_rows(rows: list[ScenarioResult], labels: list[str]) -> list[list[str]]
     header = ["scenario"]
     for label in labels:
         header += [f"{label} median", "p99"]
-    header += [f"{labels[0]}/{labels[1]}" if len(labels) > 1 else "ratio", "target"]
+    header += [f"{labels[0]}/{other}" for other in labels[1:]] + ["target"]
     lines = [header]
     for row in rows:
         line = [f"{row.title} ({row.unit})"]
@@ -157,7 +185,7 @@ def table_rows(rows: list[ScenarioResult], labels: list[str]) -> list[list[str]]
                 _median_cell(result, row.unit),
                 fmt(spread, row.unit) if row.with_p99 else "",
             ]
-        line += [_ratio_cell(row), row.target.text() if row.target else ""]
+        line += [_ratio_cell(row, other) for other in labels[1:]] + [_target_cell(row)]
         lines.append(line)
     return lines
 
