@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from kernel._core.enums import RunMode
-from kernel._core.policy import Abort, Arrived, Cancel, Finished, PolicyError, ShellPolicy, Start
+from kernel._core.policy import Abort, Arrived, Cancel, Failed, Finished, PolicyError, ShellPolicy, Start
 
 Q, T, TH, B = RunMode.QUEUE, RunMode.TASK, RunMode.THREAD, RunMode.BLOCKING
 
@@ -47,14 +47,10 @@ def test_failure_aborts_waiting_execute_requests_only() -> None:
     p.handle(Arrived(2, Q))
     p.handle(Arrived(3, Q, execute=False))  # a comm message or an unknown type: still runs
     p.handle(Arrived(4, Q))
-    assert p.handle(Finished(1, failed=True)) == [Abort(2), Abort(4), Start(3, Q)]
-
-
-def test_failure_without_stop_on_error_keeps_the_queue() -> None:
-    p = ShellPolicy()
-    p.handle(Arrived(1, Q))
-    p.handle(Arrived(2, Q))
-    assert p.handle(Finished(1, failed=True, stop_on_error=False)) == [Start(2, Q)]
+    assert p.handle(Failed(1)) == []
+    assert p.handle(Arrived(5, Q)) == [], "received after the failure was handled: not aborted"
+    assert p.handle(Finished(1)) == [Abort(2), Abort(4), Start(3, Q)], "aborted replies follow the failed one"
+    assert p.handle(Finished(3)) == [Start(5, Q)]
 
 
 def test_failure_cancels_running_cells_of_its_loop_that_asked() -> None:
@@ -63,14 +59,15 @@ def test_failure_cancels_running_cells_of_its_loop_that_asked() -> None:
     p.handle(Arrived(2, T, cancel_on_error=False))
     p.handle(Arrived(3, TH, cancel_on_error=True))
     p.handle(Arrived(4, Q))
-    assert p.handle(Finished(4, failed=True)) == [Cancel(1)]
-    p.handle(Arrived(5, Q))
-    assert p.handle(Finished(3, failed=True)) == [], "a thread cell's failure cancels nothing"
+    assert p.handle(Failed(4)) == [Cancel(1)]
+    assert p.handle(Failed(3)) == [], "a thread cell's failure cancels nothing"
 
 
-def test_finish_of_a_request_that_is_not_running_is_an_error() -> None:
+def test_events_for_a_request_that_is_not_running_are_errors() -> None:
     with pytest.raises(PolicyError):
         ShellPolicy().handle(Finished(7))
+    with pytest.raises(PolicyError):
+        ShellPolicy().handle(Failed(7))
 
 
 class ShellMachine(RuleBasedStateMachine):
@@ -86,6 +83,7 @@ class ShellMachine(RuleBasedStateMachine):
         self.aborted: list[int] = []
         self.finished: list[int] = []
         self.running: set[int] = set()
+        self.failed: dict[int, list[int]] = {}
 
     def _apply(self, actions: list[Start | Abort | Cancel]) -> list[Start | Abort | Cancel]:
         for action in actions:
@@ -130,23 +128,32 @@ class ShellMachine(RuleBasedStateMachine):
         if mode in (T, TH) and not holding:
             assert actions == [Start(event.request_id, mode)], "tasks and threads start at once"
 
-    @precondition(lambda self: self.running)
-    @rule(data=st.data(), failed=st.booleans(), stop_on_error=st.booleans())
-    def finish(self, data: st.DataObject, failed: bool, stop_on_error: bool) -> None:
-        rid = data.draw(st.sampled_from(sorted(self.running)))
-        waiting_execute = [r for r in self._waiting() if self.arrived[r].execute]
+    @precondition(lambda self: set(self.running) - set(self.failed))
+    @rule(data=st.data())
+    def fail(self, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(sorted(set(self.running) - set(self.failed))))
+        waiting_execute = [r for r in self._waiting() if self.arrived[r].execute and not self._doomed(r)]
         on_loop = [r for r in self.running if r != rid and self.arrived[r].cancel_on_error
                    and self.arrived[r].mode is not TH]
+        actions = self._apply(self.policy.handle(Failed(rid)))
+        self.failed[rid] = waiting_execute
+        assert not [a for a in actions if isinstance(a, Abort)], "aborted replies wait for the failed reply"
+        cancelled = sorted(a.request_id for a in actions if isinstance(a, Cancel))
+        assert cancelled == (sorted(on_loop) if self.arrived[rid].mode is not TH else [])
+
+    def _doomed(self, rid: int) -> bool:
+        return any(rid in doomed for doomed in self.failed.values())
+
+    @precondition(lambda self: self.running)
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(sorted(self.running)))
         self.running.discard(rid)
         self.finished.append(rid)
-        actions = self._apply(self.policy.handle(Finished(rid, failed, stop_on_error)))
+        actions = self._apply(self.policy.handle(Finished(rid)))
         aborted = [a.request_id for a in actions if isinstance(a, Abort)]
-        cancelled = sorted(a.request_id for a in actions if isinstance(a, Cancel))
-        if failed and stop_on_error:
-            assert aborted == waiting_execute, "aborted exactly the execute requests received before"
-            assert cancelled == (sorted(on_loop) if self.arrived[rid].mode is not TH else [])
-        else:
-            assert aborted == [] and cancelled == []
+        assert aborted == self.failed.pop(rid, []), "aborted exactly the execute requests received before"
+        assert not [a for a in actions if isinstance(a, Cancel)]
 
     @invariant()
     def queued_requests_start_in_arrival_order(self) -> None:
@@ -158,6 +165,8 @@ class ShellMachine(RuleBasedStateMachine):
         """When nothing runs, nothing waits: every request gets its outcome."""
         if not self.running:
             assert self._waiting() == []
+        for rid in self._waiting():
+            assert self._doomed(rid) or rid not in self.started
         assert self.policy.waiting == len(self._waiting())
         assert set(self.policy.running) == self.running
 

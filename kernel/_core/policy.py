@@ -1,9 +1,10 @@
 """The rules of one shell as a pure state machine: events in, actions out.
 
 No I/O, no trio, no clock. A shell runner feeds ``Arrived`` when the I/O loop hands it a
-request and ``Finished`` when one ends; the policy answers with what to do: ``Start`` a
-request (in its run mode), ``Abort`` one without running it (an ``aborted`` reply), or
-``Cancel`` a running one. The runner only carries these out, so everything that decides
+request, ``Failed`` when a running request's failure is handled (before its reply is
+sent) and ``Finished`` when it has been answered; the policy answers with what to do:
+``Start`` a request (in its run mode), ``Abort`` one without running it (an ``aborted``
+reply), or ``Cancel`` a running one. The runner only carries these out, so everything that decides
 *what happens* on a shell is here, tested with ``hypothesis.stateful``
 (``tests/test_policy.py``).
 
@@ -16,9 +17,10 @@ The rules (README "Run modes", "Cell options"):
   ends. (Tasks and threads that started before it keep running.)
 - ``stop_on_error``: when a request that asked for it fails, every *execute* request that
   arrived before and has not started is aborted (they were "received before the failure
-  was handled"), and the running cells on the same loop (not thread cells, which have
-  loops of their own) that asked for ``stop_on_error`` are cancelled. Other waiting
-  requests (comm messages) still run in their turn.
+  was handled"; their ``aborted`` replies follow the failed request's own reply, so replies
+  keep their order), and the running cells on the same loop (not thread cells, which have
+  loops of their own) that asked for ``stop_on_error`` are cancelled at once. Other
+  waiting requests (comm messages) still run in their turn.
 
 The policy is not thread-safe; its owner serialises calls (a lock in ``ShellRunner``).
 """
@@ -45,15 +47,20 @@ class Arrived:
 
 
 @attrs.frozen
-class Finished:
-    """A started request ended; ``failed`` with an error that counts for ``stop_on_error``."""
+class Failed:
+    """A running request failed and asked for ``stop_on_error``; its reply is not sent yet."""
 
     request_id: int
-    failed: bool = False
-    stop_on_error: bool = True
 
 
-Event = Arrived | Finished
+@attrs.frozen
+class Finished:
+    """A started request has been answered."""
+
+    request_id: int
+
+
+Event = Arrived | Failed | Finished
 
 
 @attrs.frozen
@@ -90,6 +97,8 @@ class ShellPolicy:
     held: collections.deque[Arrived] = attrs.field(factory=collections.deque)
     """Requests that arrived while a blocking request waited or ran, in arrival order."""
     running: dict[int, Arrived] = attrs.field(factory=dict)
+    doomed: dict[int, list[Arrived]] = attrs.field(factory=dict)
+    """Per failed request still running: the requests it aborts once it has been answered."""
 
     def handle(self, event: Event) -> list[Action]:
         """Apply one event; return the actions, in the order they must be carried out."""
@@ -99,19 +108,23 @@ class ShellPolicy:
                 self.held.append(event)
             else:
                 self._admit(event, actions)
+        elif isinstance(event, Failed):
+            failed = self.running.get(event.request_id)
+            if failed is None or event.request_id in self.doomed:
+                raise PolicyError(f"request {event.request_id} failed but was not running (or failed twice)")
+            self._stop_on_error(failed, actions)
         else:
-            ended = self.running.pop(event.request_id, None)
-            if ended is None:
+            if self.running.pop(event.request_id, None) is None:
                 raise PolicyError(f"request {event.request_id} finished but was not running")
-            if event.failed and event.stop_on_error:
-                self._stop_on_error(ended, actions)
+            actions.extend(Abort(r.request_id) for r in self.doomed.pop(event.request_id, []))
         self._pump(actions)
         return actions
 
     @property
     def waiting(self) -> int:
-        """Requests that arrived and have not started (nor been aborted)."""
-        return len(self.queue) + len(self.held) + (self.blocking_waiting is not None)
+        """Requests that arrived and have not started nor been aborted."""
+        doomed = sum(len(d) for d in self.doomed.values())
+        return len(self.queue) + len(self.held) + (self.blocking_waiting is not None) + doomed
 
     def _holding(self) -> bool:
         return self.blocking_waiting is not None or self._running_mode(RunMode.BLOCKING)
@@ -155,11 +168,11 @@ class ShellPolicy:
 
     def _stop_on_error(self, failed: Arrived, actions: list[Action]) -> None:
         waiting = [*self.queue, *([self.blocking_waiting] if self.blocking_waiting else []), *self.held]
-        actions.extend(Abort(r.request_id) for r in waiting if r.execute)
+        self.doomed[failed.request_id] = [r for r in waiting if r.execute]
         self.queue = collections.deque(r for r in self.queue if not r.execute)
         if self.blocking_waiting is not None and self.blocking_waiting.execute:
             self.blocking_waiting = None
         self.held = collections.deque(r for r in self.held if not r.execute)
         if failed.mode is not RunMode.THREAD:
             actions.extend(Cancel(r.request_id) for r in self.running.values()
-                           if r.cancel_on_error and r.mode is not RunMode.THREAD)
+                           if r.cancel_on_error and r.mode is not RunMode.THREAD and r is not failed)
