@@ -233,9 +233,9 @@ class ShellRunner:
     def _reply(self, request: Request, content: dict[str, Any]) -> None:
         msg, reply_type = request.msg, request.row.reply
         assert reply_type is not None
-        request.replied = True
         self.services.reply(msg.channel, reply_type, content, msg.header, msg.idents,
                             metadata={"status": content["status"]})
+        request.replied = True  # only once it is queued: serialising it may fail
 
     def _answer_aborted(self, request: Request) -> None:
         self._busy(request)
