@@ -101,9 +101,10 @@ def test_blocking_cell_waits_for_the_queue(kernel: Frontend) -> None:
 
 
 def test_tags_select_the_mode(kernel: Frontend) -> None:
-    queued = kernel.submit("import trio\nprint('go', flush=True)\nawait trio.sleep(1.5)")
+    kernel.execute("import trio\ntag_gate = trio.Event()")
+    queued = kernel.submit("print('go', flush=True)\nwith trio.fail_after(15):\n    await tag_gate.wait()")
     kernel.wait_for_stream(queued, "go")
-    tagged = kernel.submit("print('tagged task')", tags=["task"])
+    tagged = kernel.submit("print('tagged task')\ntag_gate.set()", tags=["task"])
     assert stdout_of(kernel.outputs_until_idle(tagged)) == "tagged task\n"
     assert kernel.shell_reply(queued)["content"]["status"] == "ok"
 
@@ -145,9 +146,12 @@ def test_runmode_magic_changes_the_default(kernel: Frontend) -> None:
     _, outputs = kernel.execute("%runmode task")
     assert stdout_of(outputs) == "default run mode: task\n"
     try:
-        queued = kernel.submit("# queue\nimport trio\nprint('go', flush=True)\nawait trio.sleep(1.5)")
+        kernel.execute("import trio\nmagic_gate = trio.Event()")
+        queued = kernel.submit("# queue\nprint('go', flush=True)\nwith trio.fail_after(15):\n"
+                               "    await magic_gate.wait()")
         kernel.wait_for_stream(queued, "go")
-        assert stdout_of(kernel.outputs_until_idle(kernel.submit("print('default is task')"))) == "default is task\n"
+        default = kernel.submit("print('default is task')\nmagic_gate.set()")
+        assert stdout_of(kernel.outputs_until_idle(default)) == "default is task\n"
         assert kernel.shell_reply(queued)["content"]["status"] == "ok"
     finally:
         kernel.execute("%runmode queue")
@@ -216,7 +220,8 @@ def test_unknown_subshell_gets_an_error(kernel: Frontend) -> None:
 
 
 def test_kernel_reads_busy_while_any_cell_runs(kernel: Frontend) -> None:
-    task = kernel.submit("# task\nimport trio\nprint('go', flush=True)\nawait trio.sleep(1)")
+    kernel.execute("import trio\nbusy_gate = trio.Event()")
+    task = kernel.submit("# task\nprint('go', flush=True)\nwith trio.fail_after(15):\n    await busy_gate.wait()")
     kernel.wait_for_stream(task, "go")
     quick = kernel.submit("1 + 1")
     kernel.outputs_until_idle(quick)
@@ -225,5 +230,6 @@ def test_kernel_reads_busy_while_any_cell_runs(kernel: Frontend) -> None:
     while follow_up["msg_type"] != "status":
         follow_up = kernel.iopub_for(task)
     assert follow_up["content"]["execution_state"] == "busy"
+    kernel.execute("# task\nbusy_gate.set()")
     kernel.outputs_until_idle(task)
     assert kernel.shell_reply(task)["content"]["status"] == "ok"
