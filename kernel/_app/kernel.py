@@ -159,7 +159,8 @@ async def kernel_on(
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
             shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
                                                  default_timeout, history_file)
-            io.status.starting()  # type: ignore[union-attr]
+            assert io.status is not None  # made when the I/O loop started
+            io.status.starting()
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
                 yield kernel

@@ -58,13 +58,14 @@ LANE_BUFFER = 8
 
 Arrival = tuple[Message, int]
 """A decoded request and its size on the wire."""
+Lane = tuple[trio.MemorySendChannel[Arrival], trio.MemoryReceiveChannel[Arrival]]
 
 
 class IOLoop:
     """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
 
     def __init__(self, session: WireSession, sockets: dict[Channel, zmq.Socket],
-                 on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None]) -> None:
+                 on_ready: Callable[[IOLoop], object], on_shutdown: Callable[[bool], None]) -> None:
         self.session = session
         self.sockets = sockets
         self.shell: TrioShell | None = None
@@ -77,7 +78,7 @@ class IOLoop:
         self.subshells: Subshells | None = None
         self.default_timeout: float | None = None
         self.token: trio.lowlevel.TrioToken | None = None
-        self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
+        self.outboxes: dict[Channel, Outbox[Any]] = {}
         self.iopub: IOPubOutbox | None = None
         self.stdin: StdinBroker | None = None
         self.status: StatusTracker | None = None
@@ -149,7 +150,7 @@ class IOLoop:
     async def _own_thread(self, body: Callable[[], None], name: str) -> None:
         await own_thread(body, name=name, abandon_on_cancel=True)
 
-    def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
+    def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], object]) -> None:
         """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""
         async def stop() -> None:
             assert self.interrupter is not None
@@ -177,8 +178,10 @@ class IOLoop:
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
         tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
-        lanes = {channel: trio.open_memory_channel[Arrival](LANE_BUFFER)
-                 for channel in (Channel.SHELL, Channel.CONTROL)}
+        lanes: dict[Channel, Lane] = {}
+        for channel in (Channel.SHELL, Channel.CONTROL):
+            lane_send, lane_receive = trio.open_memory_channel[Arrival](LANE_BUFFER)
+            lanes[channel] = (lane_send, lane_receive)
         async with trio.open_nursery() as sockets_nursery:
             for channel, task in tasks.items():
                 receive, can_receive = self._receiver(channel, lanes)
@@ -211,7 +214,7 @@ class IOLoop:
     def _header(self, msg_type: str) -> dict[str, Any]:
         return make_header(uuid.uuid4().hex, msg_type, self.session.session)
 
-    def _receiver(self, channel: Channel, lanes: dict[Channel, tuple[trio.MemorySendChannel[Arrival], Any]]
+    def _receiver(self, channel: Channel, lanes: dict[Channel, Lane]
                   ) -> tuple[Callable[[list[bytes]], None], Callable[[], bool] | None]:
         """The socket task's callbacks: take one message, and may I take another."""
         if channel is Channel.IOPUB:
@@ -319,6 +322,8 @@ class IOLoop:
         try:
             await self._attached.wait()
             from .._control.requests import READERS
+
+            assert self.shell is not None  # attached
 
             try:
                 # A reader can hang on a user object (a property waiting on a lock the running

@@ -130,7 +130,7 @@ def route(msg_type: str, channel: Channel, mode: RunMode) -> Route:
 
 def table() -> list[tuple[str, Channel, RunMode, Route]]:
     """The rows worth publishing (shell, then control), one per cell mode for execute."""
-    out = []
+    out: list[tuple[str, Channel, RunMode, Route]] = []
     for channel in (Channel.SHELL, Channel.CONTROL):
         for row in sorted((r for r in ROWS if r.channel is channel), key=lambda r: r.msg_type):
             modes = list(RunMode) if row.how is None else [RunMode.QUEUE]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class Services:
     iopub: IOPubOutbox
     status_tracker: StatusTracker
-    outboxes: dict[Channel, Outbox[Outgoing]]
+    outboxes: dict[Channel, Outbox[Any]]
     io_token: trio.lowlevel.TrioToken
     watch_deadline: Callable[[RunningCell, float], None]
     """Ask the I/O loop to stop a cell after a number of seconds (thread-safe)."""

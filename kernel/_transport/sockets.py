@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import trio
 import zmq
@@ -40,7 +40,7 @@ class Outbox(Generic[T]):
     the drain that follows that wake takes their items too.
     """
 
-    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[T], T] | None = None) -> None:
+    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[Any], T] | None = None) -> None:
         self._prepare = prepare
         self._entries: list[T] = []
         self._lock = threading.Lock()
@@ -165,7 +165,8 @@ class SocketTask:
                 self._send_pending(outbox, encode)
             if on_frames is not None:
                 self._receive_all(on_frames, can_receive)
-            readable = on_frames is not None and not self._stalled and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN
+            events = cast(int, sock.getsockopt(zmq.EVENTS))
+            readable = on_frames is not None and not self._stalled and events & zmq.POLLIN
             if self._dirty or readable:
                 await trio.lowlevel.checkpoint()
                 continue
@@ -191,7 +192,7 @@ class SocketTask:
         while len(outbox) or self._unsent:
             self._send_pending(outbox, encode, final=True)
             remaining = deadline - time.monotonic()
-            if self._unsent and (remaining <= 0 or not self.sock.poll(remaining * 1000, zmq.POLLOUT)):
+            if self._unsent and (remaining <= 0 or not self.sock.poll(int(remaining * 1000), zmq.POLLOUT)):
                 log.warning("%s: %d messages not sent at shutdown", self.name, len(self._unsent) + len(outbox))
                 return
 
