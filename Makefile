@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) examples/run_demo.py examples/demo.ipynb
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check kernel tests examples benchmarks e2e
+test: lint
 	$(PY) -m pytest -q
 
+# ruff over everything; mypy over kernel/ (its configuration is in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kernel tests examples benchmarks e2e
+	$(VENV)/bin/mypy
 
 # The anchors (xeus-python, async-kernel) are installed for the benchmark only, never by
 # `make test`; each installs its own kernelspec (xpython, async) into the venv.

@@ -44,12 +44,12 @@ class RawChannel:
     """A DEALER (or SUB/REQ) socket to one kernel port, with a Session to sign and parse."""
 
     def __init__(self, info: dict[str, Any], port_name: str = "shell_port", kind: int = zmq.DEALER,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, send_hwm: int = 0) -> None:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(kind)
         self.sock.setsockopt(zmq.LINGER, 0)
         if kind == zmq.DEALER:
-            self.sock.setsockopt(zmq.SNDHWM, 0)
+            self.sock.setsockopt(zmq.SNDHWM, send_hwm)
             self.sock.setsockopt(zmq.RCVHWM, 0)
             self.sock.setsockopt(zmq.SNDTIMEO, int(TIMEOUT * 1000))
         if kind == zmq.SUB:

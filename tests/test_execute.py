@@ -92,23 +92,6 @@ def test_magics_work(kernel: Frontend) -> None:
     assert any(m["msg_type"] == "execute_result" for m in outputs)
 
 
-def test_stop_on_error_aborts_requests_received_before_the_error(kernel: Frontend) -> None:
-    failing = kernel.submit("import time\ntime.sleep(0.3)\nraise RuntimeError('stop')")
-    queued = [kernel.submit("print('should not run')") for _ in range(3)]
-    assert kernel.shell_reply(failing)["content"]["status"] == "error"
-    for msg_id in queued:
-        assert kernel.shell_reply(msg_id)["content"]["status"] == "aborted"
-    reply, outputs = kernel.execute("print('after')")
-    assert reply["content"]["status"] == "ok" and stdout_of(outputs) == "after\n"
-
-
-def test_stop_on_error_false_keeps_the_queue(kernel: Frontend) -> None:
-    failing = kernel.submit("import time\ntime.sleep(0.2)\n1/0", stop_on_error=False)
-    queued = kernel.submit("print('still runs')")
-    assert kernel.shell_reply(failing)["content"]["status"] == "error"
-    assert kernel.shell_reply(queued)["content"]["status"] == "ok"
-
-
 def test_execute_without_code_gets_an_error_reply(kernel: Frontend) -> None:
     msg_id = kernel.send_shell("execute_request", {"silent": False})
     reply = kernel.shell_reply(msg_id)

@@ -2,25 +2,42 @@
 
 The nursery tree and thread layout (the architecture in one place)::
 
-    open_kernel()                         caller's trio loop (the "shell loop")
+    open_kernel()                          caller's trio loop: the main shell's loop
     └── nursery
-        ├── _own_heartbeat                owns the heartbeat thread (echo, no trio)
-        ├── _own_io_thread                owns the I/O thread and its trio loop:
-        │                                 all sockets, control requests, completion...
-        │                                 (see ``_ioloop``)
-        └── ShellRunner.run               the main shell's dispatcher (see ``_runner``)
-            ├── _run_queue                queued cells, one at a time
-            ├── handle(...)               task cells and comm messages
-            └── handle_in_thread(...)     thread cells, each a worker thread with a trio loop
+        ├── _own_heartbeat                 own_thread: the heartbeat thread (zmq echo, no trio)
+        ├── _own_io_thread                 own_thread: the I/O thread and its trio loop
+        │   └── IOLoop nursery             (I/O thread; never runs user code)
+        │       ├── SocketTask x4          shell, control, stdin, iopub: the only code that
+        │       │                          reads or sends on its socket
+        │       ├── _dispatch x2           shell and control lanes: the dispatch table's
+        │       │                          "where", route computed once per request
+        │       ├── _feed x2               hands shell-bound requests to their runner once
+        │       │                          it has room (small buffers: zmq pushes back)
+        │       ├── _serve(...)            control requests, kernel_info, comm_info
+        │       ├── _serve_in_thread(...)  complete/inspect/is_complete/history (workers)
+        │       ├── _own_thread(...)       own_thread: one per running thread cell, a
+        │       │                          worker thread with its own trio loop
+        │       ├── _watch / stop tasks    timeouts and interrupts (Interrupter)
+        │       └── Subshells._own(...)    own_thread: one per subshell (its own trio loop,
+        │                                  running that subshell's ShellRunner.run)
+        └── ShellRunner.run                the main shell's cell nursery
+            └── serve(...)                 one task per started queue/task/blocking request
 
-Threads: the shell loop's thread runs user code; the I/O thread owns the shell, control,
-stdin and iopub sockets (and is the only one to send on them); the heartbeat thread owns
-the heartbeat socket. Hand-offs between loops go through ``TrioToken.run_sync_soon`` and
-thread-safe outboxes, never by touching another loop's objects. Every thread is started
-by a trio task that waits for it to end, with two exceptions: at shutdown, a thread cell or
-subshell still blocked in one C call after being interrupted is abandoned (a daemon thread,
-ended with the process) rather than allowed to hang the shutdown; and debugpy, once the
-debugger is used, runs threads of its own for the life of the process.
+Who decides: each shell's ``ShellPolicy`` (pure, ``_core.policy``) decides what starts,
+what waits, what is aborted and what is cancelled; its ``ShellRunner`` carries that out
+from whichever thread fed the event (the I/O thread on arrival, the cell's loop when it
+ends). Threads: the shell loop's thread runs user code (queue, task, blocking cells); the
+I/O thread owns the shell, control, stdin and iopub sockets and starts thread cells, so a
+``# thread`` cell starts while a queued cell blocks the main thread; the heartbeat thread
+owns the heartbeat socket; each subshell and each running thread cell has a thread. Every
+thread is started and joined by a trio task through ``_transport.loops.own_thread``;
+calls into another loop go through ``loops.call_soon`` (errors reported, never crashing the
+target loop), values cross through thread-safe outboxes. Two exceptions to joining: at
+shutdown a thread cell or subshell still blocked in one C call after being interrupted is
+abandoned (a daemon thread, ended with the process) rather than allowed to hang the
+shutdown; and debugpy, once the debugger is used, runs threads of its own for the life of
+the process. Process-wide patches (``sys.stdout``, ``input``, ``Thread.start``, the ``comm``
+package) are reference-counted: each open kernel holds one, and closing undoes it.
 """
 
 from __future__ import annotations
@@ -44,9 +61,11 @@ from .._core.enums import Channel, RunMode
 from .._core.wire import make_session
 from .._transport.connection import BoundSockets, ConnectionInfo, bind_kernel_sockets
 from .._transport.heartbeat import serve_heartbeat
+from .._transport.loops import call_soon, own_thread
 
 if TYPE_CHECKING:
     from .._debugger.debugger import Debugger
+    from .._shell.cell import LatestCell
     from .._shell.comms import CommManager
     from .._shell.shell import TrioShell
 
@@ -83,7 +102,7 @@ class Kernel:
             return
         done = trio.Event()
         token = trio.lowlevel.current_trio_token()
-        io.run_cells_stop(None, "shutdown", lambda: token.run_sync_soon(done.set))
+        io.run_cells_stop(None, "shutdown", lambda: call_soon(token, done.set))
         with trio.move_on_after(grace):
             await done.wait()
 
@@ -140,7 +159,8 @@ async def kernel_on(
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
             shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
                                                  default_timeout, history_file)
-            io.status.starting()  # type: ignore[union-attr]
+            assert io.status is not None  # made when the I/O loop started
+            io.status.starting()
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
                 yield kernel
@@ -150,7 +170,8 @@ async def kernel_on(
                 app_error = exc
             finally:
                 with trio.CancelScope(shield=True):
-                    await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
+                    if shell_side.debugger is not None:
+                        await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
                 nursery.cancel_scope.cancel()
         if app_error is not None:
@@ -167,17 +188,24 @@ class _ShellSide:
 
     shell: TrioShell
     comms: CommManager
-    debugger: Debugger
-    remove_sigint_listener: Callable[[], None] | None
+    latest_cell: LatestCell
+    debugger: Debugger | None = None
+    remove_sigint_listener: Callable[[], None] | None = None
 
     def close(self) -> None:
+        from .._shell import comms as _comms
+        from .._shell import stdin as _stdin
         from .._shell import streams as _streams
-        from .._shell.comms import deactivate
+        from .._shell import threads as _threads
+        from .._shell.cell import unregister_fallback
         from .._shell.shell import close_shell
 
         if self.remove_sigint_listener is not None:
             self.remove_sigint_listener()
-        deactivate(self.comms)
+        unregister_fallback(self.latest_cell)
+        _comms.uninstall()
+        _threads.uninstall()
+        _stdin.uninstall()
         _streams.uninstall()
         close_shell(self.shell)
 
@@ -186,22 +214,47 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
                             default_timeout: float | None, history_file: str | None) -> _ShellSide:
     """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
-    from .._debugger.debugger import Debugger
+    from .._shell import comms as _comms
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
-    from .._shell.comms import CommManager, activate
-    from .._shell.runner import ShellRunner
-    from .._shell.services import Services
+    from .._shell.cell import LatestCell, register_fallback
+    from .._shell.comms import CommManager
+    from .._shell.payloads import CellPayloads
     from .._shell.shell import make_shell
 
     shell = kernel.shell = make_shell(namespace, history_file)
     shell.default_run_mode = default_mode
+    shell.payload_manager = CellPayloads(parent=shell)
+    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
+    # Every install below is undone by _ShellSide.close: by the caller once this returns,
+    # here if anything fails before.
     _streams.install()
     _stdin.install()
-    _threads.remember_cell_on_start()
-    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
+    _threads.install()
+    _comms.install()
+    latest_cell = LatestCell()
+    register_fallback(latest_cell)
     comms = CommManager(io.iopub)
+    side = _ShellSide(shell, comms, latest_cell)
+    try:
+        await _start_runner(side, nursery, io, kernel, default_timeout)
+    except BaseException:
+        side.close()
+        raise
+    return side
+
+
+async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
+                        default_timeout: float | None) -> None:
+    """Start the main shell's runner and hand the shell to the I/O loop."""
+    from .._debugger.debugger import Debugger
+    from .._shell.comms import activate
+    from .._shell.runner import ShellRunner
+    from .._shell.services import Services
+
+    shell, comms = side.shell, side.comms
+    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
     services = Services(
         iopub=io.iopub,
         status_tracker=io.status,
@@ -209,33 +262,30 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
         io_token=io.token,
         watch_deadline=io.watch_deadline,
         stdin_request=io.stdin.request,
+        spawn_thread=io.spawn_thread,
+        latest_cell=side.latest_cell,
         default_timeout=default_timeout,
     )
     runner = ShellRunner(shell, services, comms)
     activate(comms)
     await nursery.start(runner.run)
     io_token = io.token
-    debugger = Debugger(
+    debugger = side.debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,
     )
     kernel._io = io
-    io_token.run_sync_soon(io.attach, shell, runner, comms,
-                           functools.partial(ShellRunner, shell, services, comms), debugger)
-    remove_listener = None
+    call_soon(io_token, io.attach, shell, runner, comms,
+              functools.partial(ShellRunner, shell, services, comms), debugger, default_timeout)
     if threading.current_thread() is threading.main_thread():
-        remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
-    return _ShellSide(shell, comms, debugger, remove_listener)
+        side.remove_sigint_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
     """Run the heartbeat thread; on cancellation tell it to stop, then wait for it."""
     stop = threading.Event()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(  # joined by this nursery; its own limiter, never queued behind cells
-            functools.partial(trio.to_thread.run_sync, serve_heartbeat, sock, stop,
-                              limiter=trio.CapacityLimiter(1))
-        )
+        nursery.start_soon(functools.partial(own_thread, serve_heartbeat, sock, stop, name="heartbeat thread"))
         task_status.started()
         try:
             await trio.sleep_forever()
@@ -252,12 +302,12 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
     def on_shutdown(restart: bool) -> None:
         if io.debugger is not None:
             io.debugger.end_soon()  # a cell stopped at a breakpoint holds the shell loop
-        token.run_sync_soon(kernel._request_shutdown, restart)
+        call_soon(token, kernel._request_shutdown, restart)
 
     io = IOLoop(session, sockets,
-                on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown)
+                on_ready=lambda _: call_soon(token, ready.set), on_shutdown=on_shutdown)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_join_io_thread, io)
+        nursery.start_soon(functools.partial(own_thread, io.run, name="I/O thread", contain=False))
         try:
             await ready.wait()
             task_status.started(io)
@@ -265,6 +315,3 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
         finally:
             io.stop_threadsafe()
 
-
-async def _join_io_thread(io: IOLoop) -> None:
-    await trio.to_thread.run_sync(io.run, limiter=trio.CapacityLimiter(1))

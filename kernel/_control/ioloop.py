@@ -1,21 +1,17 @@
-"""The I/O thread: owns every Jupyter socket and answers what must never wait for user code.
+"""The I/O thread: owns every Jupyter socket, routes each request once, and answers what
+must never wait for user code.
 
-It runs its own trio loop, so it keeps serving while a cell holds the shell thread::
+It runs its own trio loop, so it keeps serving while a cell holds a shell's thread (see the
+nursery tree in ``_app.kernel``). For each request it looks up the dispatch table
+(``_core.routing``) once: the row says which handler serves it, on which loop and how;
+for an execute request the cell's options (``_core.cellmode``, pure) are parsed here too,
+and the resulting ``Request`` travels to its shell's runner, which needs nothing else.
 
-    IOLoop.run (thread, trio.run)
-    └── nursery
-        ├── SocketTask.run  shell    (reads requests, sends replies)
-        ├── SocketTask.run  control
-        ├── SocketTask.run  stdin    (input_request out, input_reply in)
-        ├── SocketTask.run  iopub    (XPUB: welcome on subscribe, all broadcasts)
-        ├── _dispatch                (the run-mode table's "where": I/O loop or a shell)
-        ├── _serve(...)              (control and kernel_info/comm_info, one task each)
-        ├── _serve_in_thread(...)    (complete/inspect/is_complete/history in a worker
-        │                             thread, abandoned after READER_TIMEOUT)
-        ├── _watch(...)              (per-cell timeouts)
-        ├── interrupt / stop tasks   (Interrupter.stop: cancel, then escalate)
-        ├── Subshells._own(...)      (one per subshell: owns its thread and trio loop)
-        └── DAPClient.run            (the debugger's reader, while a debug session is open)
+Shell and control each have their own lane: reader → small inbox → ``_dispatch`` (the
+table's "where") → small feed → ``_feed`` (waits for room in the target shell's inbox,
+then hands the request over). When a shell is full its lane stops, its socket is no longer
+read, and zmq's high-water mark pushes back on the client; the control lane, and with it
+interrupt and shutdown, keeps going.
 
 Socket tasks decode and verify each message as it arrives and drop, with a log line, any
 that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
@@ -23,9 +19,8 @@ that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import logging
-import math
 import threading
 import time
 import uuid
@@ -37,11 +32,13 @@ import zmq
 
 from .._control.interrupt import Interrupter, RunningCell
 from .._core import replies as _replies
+from .._core.cellmode import CellOptions, cell_options
 from .._core.enums import Channel, RunMode, Where
-from .._core.routing import route
+from .._core.routing import Handler, Row, lookup
 from .._core.wire import Message, Outgoing, WireError, WireSession, decode, encode, freeze, make_header
 from .._shell.stdin import StdinBroker
 from .._transport.iopub import IOPubOutbox
+from .._transport.loops import call_soon, own_thread
 from .._transport.sockets import Outbox, SocketTask
 from .._transport.status import StatusTracker
 
@@ -56,26 +53,32 @@ log = logging.getLogger("kernel.io")
 
 READER_TIMEOUT = 10.0
 """Seconds a complete/inspect/is_complete/history request may take before it fails."""
+LANE_BUFFER = 8
+"""Decoded requests a lane holds before its socket is no longer read (small on purpose)."""
+
+Arrival = tuple[Message, int]
+"""A decoded request and its size on the wire."""
+Lane = tuple[trio.MemorySendChannel[Arrival], trio.MemoryReceiveChannel[Arrival]]
 
 
 class IOLoop:
     """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
 
     def __init__(self, session: WireSession, sockets: dict[Channel, zmq.Socket],
-                 on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None]) -> None:
+                 on_ready: Callable[[IOLoop], object], on_shutdown: Callable[[bool], None]) -> None:
         self.session = session
         self.sockets = sockets
         self.shell: TrioShell | None = None
         self._attached = trio.Event()
-        self._early: list[Message] = []
         self._on_ready = on_ready
         self._on_shutdown = on_shutdown
         self.main_runner: ShellRunner | None = None
         self.comms: CommManager | None = None
         self.debugger: Debugger | None = None
         self.subshells: Subshells | None = None
+        self.default_timeout: float | None = None
         self.token: trio.lowlevel.TrioToken | None = None
-        self.outboxes: dict[Channel, Outbox[Outgoing]] = {}
+        self.outboxes: dict[Channel, Outbox[Any]] = {}
         self.iopub: IOPubOutbox | None = None
         self.stdin: StdinBroker | None = None
         self.status: StatusTracker | None = None
@@ -84,8 +87,8 @@ class IOLoop:
         self._stop_scope = trio.CancelScope()
         self._stop_lock = threading.Lock()
         self._stop_requested = False
-        self._incoming_send, self._incoming = trio.open_memory_channel[Message](math.inf)
         self._reader_limiter = trio.CapacityLimiter(2)
+        self._ids = itertools.count(1)
 
     def run(self) -> None:
         """Thread body."""
@@ -97,49 +100,60 @@ class IOLoop:
             if self.token is None:
                 self._stop_requested = True
                 return
-        with contextlib.suppress(trio.RunFinishedError):
-            self.token.run_sync_soon(self._stop_scope.cancel)
+        call_soon(self.token, self._stop_scope.cancel)
 
     def attach(self, shell: TrioShell, main_runner: ShellRunner, comms: CommManager,
-               make_runner: Callable[[str], ShellRunner], debugger: Debugger) -> None:
-        """Wire in the shell once it exists (on the I/O loop, via ``run_sync_soon``).
+               make_runner: Callable[[str], ShellRunner], debugger: Debugger,
+               default_timeout: float | None) -> None:
+        """Wire in the shell once it exists (on the I/O loop, via ``call_soon``).
 
         The I/O loop starts before IPython is even imported, so that ``kernel_info`` is
-        answered as early as possible; requests for the shell that arrive before this are
-        kept in order and handed over here.
+        answered as early as possible; requests for the shell that arrive before this wait
+        in their lane's feed.
         """
         from .._control.subshells import Subshells
 
-        assert self._nursery is not None
+        assert self._nursery is not None and self.interrupter is not None
         self.shell, self.main_runner, self.comms = shell, main_runner, comms
         self.debugger = debugger
+        self.default_timeout = default_timeout
         self.subshells = Subshells(self._nursery, self.interrupter, make_runner)
         self._attached.set()
-        early, self._early = self._early, []
-        for msg in early:
-            self._to_shell(msg)
 
     def start_soon(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Start a task in the I/O loop's nursery (on the I/O loop, via ``run_sync_soon``).
+        """Start a task in the I/O loop's nursery (on the I/O loop).
 
-        Called from ``run_sync_soon`` callbacks, where an exception would crash the loop:
-        work asked for while the loop shuts down is dropped with a log line instead.
+        Work asked for while the loop shuts down is dropped with a log line.
         """
+        if self._nursery is None:
+            log.info("I/O loop is not running: %s not started", getattr(async_fn, "__name__", async_fn))
+            return
         try:
-            assert self._nursery is not None
             self._nursery.start_soon(async_fn, *args)
-        except (AssertionError, RuntimeError):
+        except RuntimeError:
             log.info("I/O loop is shutting down: %s not started", getattr(async_fn, "__name__", async_fn))
 
     def post(self, async_fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """``start_soon`` from any thread; a no-op once the I/O loop has finished."""
         if self.token is not None:
-            with contextlib.suppress(trio.RunFinishedError):
-                self.token.run_sync_soon(self.start_soon, async_fn, *args)
+            call_soon(self.token, self.start_soon, async_fn, *args)
 
-    def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], None]) -> None:
+    def spawn_thread(self, body: Callable[[], None], name: str) -> None:
+        """Run ``body`` in a worker thread owned by the I/O loop (from any thread).
+
+        Thread cells start here: the I/O loop never runs user code, so a thread cell starts
+        while a cell blocks the shell's thread. At shutdown a thread still blocked in one C
+        call after being interrupted is abandoned rather than allowed to hang the exit.
+        """
+        self.post(self._own_thread, body, name)
+
+    async def _own_thread(self, body: Callable[[], None], name: str) -> None:
+        await own_thread(body, name=name, abandon_on_cancel=True)
+
+    def run_cells_stop(self, cells: list[RunningCell] | None, reason: str, done: Callable[[], object]) -> None:
         """Stop ``cells`` (None: all) from the I/O loop, then call ``done`` (from any thread)."""
         async def stop() -> None:
+            assert self.interrupter is not None
             try:
                 await self.interrupter.stop(self.all_running_cells() if cells is None else cells, reason)
             finally:
@@ -164,14 +178,21 @@ class IOLoop:
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
         tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
+        lanes: dict[Channel, Lane] = {}
+        for channel in (Channel.SHELL, Channel.CONTROL):
+            lane_send, lane_receive = trio.open_memory_channel[Arrival](LANE_BUFFER)
+            lanes[channel] = (lane_send, lane_receive)
         async with trio.open_nursery() as sockets_nursery:
             for channel, task in tasks.items():
-                sockets_nursery.start_soon(task.run, self._receiver(channel),
-                                           self.outboxes[channel], self._encode)
+                receive, can_receive = self._receiver(channel, lanes)
+                sockets_nursery.start_soon(task.run, receive, self.outboxes[channel], self._encode, can_receive)
             with self._stop_scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    nursery.start_soon(self._dispatch)
+                    for channel, (_, incoming) in lanes.items():
+                        feed_send, feed = trio.open_memory_channel[tuple[Message, int, Row]](0)
+                        nursery.start_soon(self._dispatch, incoming, tasks[channel], feed_send)
+                        nursery.start_soon(self._feed, feed)
                     self._on_ready(self)
                     await trio.sleep_forever()
             sockets_nursery.cancel_scope.cancel()
@@ -193,9 +214,11 @@ class IOLoop:
     def _header(self, msg_type: str) -> dict[str, Any]:
         return make_header(uuid.uuid4().hex, msg_type, self.session.session)
 
-    def _receiver(self, channel: Channel) -> Callable[[list[bytes]], None]:
+    def _receiver(self, channel: Channel, lanes: dict[Channel, Lane]
+                  ) -> tuple[Callable[[list[bytes]], None], Callable[[], bool] | None]:
+        """The socket task's callbacks: take one message, and may I take another."""
         if channel is Channel.IOPUB:
-            return self._on_subscription
+            return self._on_subscription, None
 
         def on_frames(frames: list[bytes]) -> None:
             try:
@@ -204,12 +227,21 @@ class IOLoop:
                 log.warning("dropped a message on %s: %s", channel, exc)
                 return
             if channel is Channel.STDIN:
-                assert self.stdin is not None
-                self.stdin.deliver(msg)
+                self._on_stdin(msg)
             else:
-                self._incoming_send.send_nowait(msg)
+                lanes[channel][0].send_nowait((msg, sum(len(f) for f in frames)))
 
-        return on_frames
+        if channel is Channel.STDIN:
+            return on_frames, None
+        send = lanes[channel][0]
+        return on_frames, lambda: send.statistics().current_buffer_used < LANE_BUFFER
+
+    def _on_stdin(self, msg: Message) -> None:
+        if lookup(msg.msg_type, Channel.STDIN).handler is Handler.INPUT_REPLY:
+            assert self.stdin is not None
+            self.stdin.deliver(msg)
+        else:
+            log.warning("unexpected %s on stdin: dropped", msg.msg_type)
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         """XPUB hands us subscriptions; greet each one (JEP 65 ``iopub_welcome``)."""
@@ -218,100 +250,137 @@ class IOLoop:
             topic = first[1:].decode("utf-8", "replace")
             self.iopub.put(Outgoing("iopub_welcome", {"subscription": topic}, {}))
 
-    async def _dispatch(self) -> None:
+    async def _dispatch(self, incoming: trio.MemoryReceiveChannel[Arrival], reader: SocketTask,
+                        feed: trio.MemorySendChannel[tuple[Message, int, Row]]) -> None:
+        """One lane: serve what the table sends to the I/O loop, pass the rest to ``_feed``."""
         assert self._nursery is not None
-        async for msg in self._incoming:
-            where = route(msg.msg_type, msg.channel, RunMode.QUEUE)
-            if where.where is Where.IO:
-                if where.how is RunMode.THREAD:
-                    self._nursery.start_soon(self._serve_in_thread, msg)
-                else:
-                    self._nursery.start_soon(self._serve, msg)
+        async for msg, size in incoming:
+            reader.resume()  # room in the inbox again: the socket task may read on
+            row = lookup(msg.msg_type, msg.channel)
+            if row.where is Where.SHELL:
+                await feed.send((msg, size, row))
+            elif row.how is RunMode.THREAD:
+                self._nursery.start_soon(self._serve_in_thread, msg, row)
             else:
-                self._to_shell(msg)
+                self._nursery.start_soon(self._serve, msg, row)
 
-    def _to_shell(self, msg: Message) -> None:
-        """Hand a request to its shell: the main one, or the subshell its header names."""
-        if not self._attached.is_set():
-            self._early.append(msg)
-            return
-        subshell_id = msg.subshell_id
-        runner = self.main_runner if subshell_id is None else self.subshells.get(subshell_id)
-        if runner is not None:
+    async def _feed(self, feed: trio.MemoryReceiveChannel[tuple[Message, int, Row]]) -> None:
+        """Hand shell requests over in arrival order, each once its shell has room."""
+        async for msg, size, row in feed:
+            await self._attached.wait()
+            runner = self._runner_for(msg)
+            if runner is None:
+                self._unknown_subshell(msg, row)
+                continue
+            await runner.room.acquire(size)
+            from .._shell.runner import Request
+
+            request = Request(next(self._ids), msg, row, self._options(msg, row, runner), size)
             try:
-                runner.submit(msg)
-                return
-            except trio.RunFinishedError:  # that shell's loop has ended (a subshell that died)
-                log.error("%s for a shell that has stopped", msg.msg_type)
-        if msg.msg_type.endswith("_request"):
-            log.error("%s for unknown subshell %s", msg.msg_type, subshell_id)
-            self.status.busy(msg.header)
-            content = _replies.bad_request(msg.msg_type, f"no subshell with id {subshell_id!r}")
-            if msg.msg_type == "execute_request":
+                runner.submit(request)
+            except Exception:
+                runner.room.release(size)
+                log.exception("%s could not be handed to its shell", msg.msg_type)
+
+    def _runner_for(self, msg: Message) -> ShellRunner | None:
+        subshell_id = msg.subshell_id
+        if subshell_id is None:
+            return self.main_runner
+        return self.subshells.get(subshell_id) if self.subshells is not None else None
+
+    def _options(self, msg: Message, row: Row, runner: ShellRunner) -> CellOptions:
+        """The request's route, computed once: the cell's options for execute requests."""
+        if row.how is not None:
+            return CellOptions(mode=row.how)
+        code = msg.content.get("code")
+        return cell_options(
+            code if isinstance(code, str) else "",
+            msg.metadata,
+            runner.default_mode,
+            silent=bool(msg.content.get("silent", False)),
+            default_timeout=self.default_timeout,
+        )
+
+    def _unknown_subshell(self, msg: Message, row: Row) -> None:
+        assert self.status is not None
+        log.error("%s for unknown subshell %s", msg.msg_type, msg.subshell_id)
+        self.status.busy(msg.header)
+        if row.reply is not None:
+            content = _replies.bad_request(msg.msg_type, f"no subshell with id {msg.subshell_id!r}")
+            if row.handler is Handler.EXECUTE:
                 content["execution_count"] = self.shell.execution_count if self.shell else 0
-            self._reply(msg, content)
-            self.status.idle(msg.header)
+            self._reply(msg, row, content)
+        self.status.idle(msg.header)
 
+    def _reply(self, msg: Message, row: Row, content: dict[str, Any]) -> None:
+        assert row.reply is not None
+        self.outboxes[msg.channel].put(Outgoing(row.reply, content, msg.header, msg.idents))
 
-
-    def _reply(self, msg: Message, content: dict[str, Any]) -> None:
-        reply_type = msg.msg_type.removesuffix("_request") + "_reply"
-        self.outboxes[msg.channel].put(Outgoing(reply_type, content, msg.header, msg.idents))
-
-    async def _serve_in_thread(self, msg: Message) -> None:
+    async def _serve_in_thread(self, msg: Message, row: Row) -> None:
+        assert self.status is not None
         self.status.busy(msg.header)
         try:
             await self._attached.wait()
-            from .._control import requests as _requests
+            from .._control.requests import READERS
 
-            handler = _requests.READERS[msg.msg_type]
+            assert self.shell is not None  # attached
+
             try:
                 # A reader can hang on a user object (a property waiting on a lock the running
                 # cell holds): give up on it, so later completions are not stuck behind it.
                 with trio.fail_after(READER_TIMEOUT):
-                    content = await trio.to_thread.run_sync(handler, self.shell, msg.content,
+                    content = await trio.to_thread.run_sync(READERS[row.handler], self.shell, msg.content,
                                                             limiter=self._reader_limiter,
                                                             abandon_on_cancel=True)
             except Exception as exc:
                 log.exception("%s failed", msg.msg_type)
                 content = _replies.bad_request(msg.msg_type, f"{type(exc).__name__}: {exc}")
-            self._reply(msg, content)
+            self._reply(msg, row, content)
         finally:
             self.status.idle(msg.header)
 
-    async def _serve(self, msg: Message) -> None:
+    async def _serve(self, msg: Message, row: Row) -> None:
+        """An I/O-loop request: busy, the handler's reply (an error reply if it fails), idle."""
+        assert self.status is not None
         self.status.busy(msg.header)
         try:
-            await self._serve_io(msg)
-        except Exception:
+            if row.handler is Handler.UNKNOWN:
+                log.error("unknown message type %r on %s: no reply", msg.msg_type, msg.channel)
+                return
+            content = await self._handle_io(msg, row)
+            if content is not None:
+                self._reply(msg, row, content)
+        except Exception as exc:
             log.exception("handling %s failed", msg.msg_type)
+            if row.reply is not None:
+                self._reply(msg, row, {"status": "error", **_replies.error_content(
+                    type(exc).__name__, f"the kernel failed to answer this: {exc}", [])})
         finally:
             self.status.idle(msg.header)
 
-    async def _serve_io(self, msg: Message) -> None:
-        kind = msg.msg_type
-        if kind == "kernel_info_request":
-            self._reply(msg, _replies.kernel_info(debugger=self._debugger_available(), subshells=True))
-        elif kind == "comm_info_request":
+    async def _handle_io(self, msg: Message, row: Row) -> dict[str, Any] | None:
+        """The reply content of an I/O-loop request (None: already answered)."""
+        handler = row.handler
+        if handler is Handler.KERNEL_INFO:
+            return _replies.kernel_info(debugger=self._debugger_available(), subshells=True)
+        if handler is Handler.COMM_INFO:
             target = msg.content.get("target_name")
             comms = self.comms.info(target if isinstance(target, str) else None) if self.comms else {}
-            self._reply(msg, {"status": "ok", "comms": comms})
-        elif kind == "interrupt_request":
-            self._reply(msg, {"status": "ok"})
+            return {"status": "ok", "comms": comms}
+        if handler is Handler.INTERRUPT:
+            self._reply(msg, row, {"status": "ok"})
             await self.interrupt()
-        elif kind in ("create_subshell_request", "delete_subshell_request", "list_subshell_request"):
-            await self._attached.wait()
-            self._reply(msg, await self._subshell_request(kind, msg.content))
-        elif kind == "debug_request":
-            await self._attached.wait()
-            assert self.debugger is not None
-            self._reply(msg, await self.debugger.handle(msg.content))
-        elif kind == "shutdown_request":
+            return None
+        if handler is Handler.SHUTDOWN:
             restart = bool(msg.content.get("restart", False))
-            self._reply(msg, {"status": "ok", "restart": restart})
+            self._reply(msg, row, {"status": "ok", "restart": restart})
             self._on_shutdown(restart)
-        else:
-            log.error("unknown message type %r on %s: no reply", kind, msg.channel)
+            return None
+        await self._attached.wait()
+        if handler is Handler.DEBUG:
+            assert self.debugger is not None
+            return await self.debugger.handle(msg.content)
+        return await self._subshell_request(handler, msg.content)
 
     def _debugger_available(self) -> bool:
         """Whether debugpy can be imported, known before the debugger object exists."""
@@ -321,24 +390,26 @@ class IOLoop:
 
         return importlib.util.find_spec("debugpy") is not None
 
-    async def _subshell_request(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+    async def _subshell_request(self, handler: Handler, content: dict[str, Any]) -> dict[str, Any]:
         assert self.subshells is not None
-        if kind == "create_subshell_request":
+        if handler is Handler.CREATE_SUBSHELL:
             return {"status": "ok", "subshell_id": await self.subshells.create()}
-        if kind == "list_subshell_request":
+        if handler is Handler.LIST_SUBSHELL:
             return {"status": "ok", "subshell_id": self.subshells.ids()}
         subshell_id = content.get("subshell_id")
         if isinstance(subshell_id, str) and await self.subshells.delete(subshell_id):
             return {"status": "ok"}
-        return _replies.bad_request(kind, f"no subshell with id {subshell_id!r}")
+        return _replies.bad_request("delete_subshell_request", f"no subshell with id {subshell_id!r}")
 
     async def interrupt(self) -> None:
         """Stop every running non-silent cell of every shell (I/O loop)."""
+        assert self.interrupter is not None
         cells = [c for c in self.all_running_cells() if not c.silent]
         await self.interrupter.stop(cells, "interrupt")
 
     async def _watch(self, cell: RunningCell, seconds: float) -> None:
         """Stop ``cell`` once it has run ``seconds``; ends early when the cell does."""
+        assert self.interrupter is not None
         with trio.CancelScope() as cell.watcher:
             if cell.finished:  # it ended before this task started
                 return

@@ -1,18 +1,20 @@
 """Handlers for the requests that read the shell but never run user cells.
 
 Each takes the shell and a request's content and returns the reply content; they run in a
-worker thread of the I/O loop (see ``_routing``), so they must not touch sockets. Bad
+worker thread of the I/O loop (see ``_core.routing``), so they must not touch sockets. Bad
 content gets an error reply, never an exception.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.completer import provisionalcompleter, rectify_completions
 from IPython.utils.tokenutil import token_at_cursor
 
 from .._core import replies as _replies
+from .._core.routing import Handler
 from .._shell.shell import TrioShell
 
 
@@ -118,10 +120,10 @@ def _int(content: dict[str, Any], key: str, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-READERS = {
-    "complete_request": complete,
-    "inspect_request": inspect,
-    "is_complete_request": is_complete,
-    "history_request": history,
+READERS: dict[Handler, Callable[[TrioShell, dict[str, Any]], dict[str, Any]]] = {
+    Handler.COMPLETE: complete,
+    Handler.INSPECT: inspect,
+    Handler.IS_COMPLETE: is_complete,
+    Handler.HISTORY: history,
 }
-"""The shell-reading requests, by message type (see ``_routing.READER_REQUESTS``)."""
+"""The shell-reading requests, by the dispatch table's handler (rows routed ``io / thread``)."""

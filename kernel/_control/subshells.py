@@ -22,6 +22,7 @@ import trio
 
 from .._control.interrupt import Interrupter, RunningCell
 from .._shell.runner import ShellRunner
+from .._transport.loops import own_thread
 
 log = logging.getLogger("kernel.subshells")
 
@@ -85,13 +86,9 @@ class Subshells:
         thread_done = trio.Event()
 
         async def run_thread() -> None:
-            try:
-                await trio.to_thread.run_sync(runner.run_in_own_loop, on_ready,
-                                              limiter=trio.CapacityLimiter(1), abandon_on_cancel=True)
-            except trio.Cancelled:
-                raise
-            except BaseException as exc:  # a stray KeyboardInterrupt must not end the I/O loop
-                log.error("subshell %s ended with %r", subshell_id, exc)
+            try:  # own_thread logs what the thread raised: a stray KeyboardInterrupt must not end the I/O loop
+                await own_thread(runner.run_in_own_loop, on_ready, name=f"subshell {subshell_id}",
+                                 abandon_on_cancel=True)
             finally:
                 thread_done.set()
                 self._runners.pop(subshell_id, None)

@@ -23,7 +23,7 @@ import hmac
 import json
 import numbers
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -32,7 +32,7 @@ from .._core.enums import Channel
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is an optional speed-up
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # absent: the stdlib json is used instead
 
 DELIMITER = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.5"
@@ -231,7 +231,7 @@ def encode(session: WireSession, out: Outgoing) -> list[bytes]:
     parts = [pack(header), pack(out.parent), metadata, content]
     frames = [*out.idents, DELIMITER, session.sign(parts), *parts]
     if out.buffers:
-        frames.extend(out.buffers)
+        frames.extend(cast("list[bytes]", out.buffers))  # memoryviews go to zmq uncopied
     return frames
 
 

@@ -31,10 +31,10 @@ class DAPBuffer:
         self._data = bytearray()
         self._length: int | None = None
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def feed(self, data: bytes | bytearray) -> list[dict[str, Any]]:
         """Add ``data``; return every message now complete, in order."""
         self._data += data
-        messages = []
+        messages: list[dict[str, Any]] = []
         while True:
             if self._length is None:
                 end = self._data.find(_SEPARATOR)

@@ -359,7 +359,7 @@ class Debugger:
                     functools.partial(Path(path).read_text, encoding="utf-8"), abandon_on_cancel=True)
         except (OSError, UnicodeDecodeError) as exc:
             # A cell that was never dumped: IPython keeps its (transformed) code in linecache.
-            lines = linecache.cache.get(path)
+            lines: Any = linecache.cache.get(path)  # (size, mtime, lines, fullname), or lazy
             if lines is None or not lines[2]:
                 return failure(request, f"source unavailable: {exc}")
             content = "".join(lines[2])

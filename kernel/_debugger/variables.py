@@ -59,6 +59,7 @@ def visible(shell: TrioShell, variables: list[Any]) -> list[Any]:
 
 def rich(shell: TrioShell, value: Any) -> dict[str, Any]:
     """``richInspectVariables`` body: the display formatter's mime bundle, JSON-safe."""
+    assert shell.display_formatter is not None  # set up by InteractiveShell.__init__
     data, metadata = shell.display_formatter.format(value)
     data = {mime: _json_safe(v) for mime, v in data.items()}
     return {"data": data, "metadata": {k: v for k, v in metadata.items() if k in data}}

@@ -4,7 +4,7 @@ Every piece of output (a ``print``, a ``display``, an ``error``, an ``input()`` 
 reach the cell that produced it, also when three cells run at once and when a cell starts
 trio tasks or threads. trio copies the context into each task and ``trio.to_thread`` copies
 it into worker threads, so a ``ContextVar`` follows the work; plain ``threading.Thread``
-objects get it through ``_threads.remember_cell_on_start``.
+objects get it through ``_shell.threads``.
 """
 
 from __future__ import annotations
@@ -37,21 +37,38 @@ class Cell:
     error: dict[str, Any] | None = None
     running: RunningCell | None = None
     """The handles of the cell while it runs (why it was stopped, when it was)."""
+    payload: list[dict[str, Any]] = attrs.field(factory=list)
+    """This cell's execute_reply payloads (pager, ``exit``, ``set_next_input``): per cell, so
+    that two cells running at once never swap them."""
+    comms: Any = None
+    """The ``CommManager`` of the cell's kernel, for comms made from threads without context."""
 
 
 current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(
     "trio_kernel_cell", default=None
 )
 
-_orphan_cell: list[Cell] = []
-"""The latest queued cell of the most recent kernel, for output from threads that no cell
-started (a library's background thread; never trio tasks, see ``_in_trio_task``). A list so
-that it can be rebound without ``global``; it is a fallback only, never consulted when a
-context or thread says better."""
+@attrs.define(eq=False)
+class LatestCell:
+    """One kernel's latest queued cell: where output from threads that no cell started goes
+    (a library's background thread; never trio tasks, see ``_in_trio_task``)."""
+
+    cell: Cell | None = None
 
 
-def set_orphan_cell(cell: Cell | None) -> None:
-    _orphan_cell[:] = [cell] if cell is not None else []
+_fallbacks: list[LatestCell] = []
+"""The open kernels' ``LatestCell``s, oldest first. ``sys.stdout`` is one per process, so
+output with no cell of its own goes to the oldest open kernel's latest queued cell; each
+kernel registers on start and unregisters on close, so none outlives its kernel."""
+
+
+def register_fallback(latest: LatestCell) -> None:
+    _fallbacks.append(latest)
+
+
+def unregister_fallback(latest: LatestCell) -> None:
+    if latest in _fallbacks:
+        _fallbacks.remove(latest)
 
 
 def cell_for_output() -> Cell | None:
@@ -62,8 +79,9 @@ def cell_for_output() -> Cell | None:
     cell = getattr(threading.current_thread(), "_trio_kernel_cell", None)
     if cell is not None:
         return cell
-    if _orphan_cell and not _in_trio_task():
-        return _orphan_cell[0]
+    oldest = _fallbacks[:1]  # a copy: another kernel may close meanwhile
+    if oldest and not _in_trio_task():
+        return oldest[0].cell
     return None
 
 

@@ -1,9 +1,11 @@
 """Comms (``comm_open``/``comm_msg``/``comm_close``) through the ``comm`` package's API.
 
 ipywidgets and other comm users call ``comm.create_comm`` and ``comm.get_comm_manager``;
-we point those at this module. Each kernel has its own ``CommManager``; which one a call
-means is taken from a context variable that each shell runner sets for its tasks, so two
-kernels in one process keep their comms apart. Frontend messages are handled on the shell
+we point those at this module while a kernel is open (``install``/``uninstall``, reference-
+counted). Each kernel has its own ``CommManager``; which one a call means is taken from a
+context variable that each shell runner sets for its tasks, or else from the cell that
+started the calling thread, so two kernels in one process keep their comms apart and none
+is a process-wide default. Frontend messages are handled on the shell
 runner's loop (the thread that owns the user's objects) as tasks, so a widget update is
 applied while a cell awaits.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from typing import Any
 
 import comm
@@ -66,7 +69,7 @@ class CommManager(comm.base_comm.CommManager):
         if msg.msg_type == "comm_open" and not isinstance(content.get("target_name"), str):
             log.error("comm_open without a string target_name: dropped")
             return
-        token = current_cell.set(Cell(parent=msg.header, iopub=self.iopub))
+        token = current_cell.set(Cell(parent=msg.header, iopub=self.iopub, comms=self))
         try:
             handler = {"comm_open": self.comm_open, "comm_msg": self.comm_msg,
                        "comm_close": self.comm_close}[msg.msg_type]
@@ -86,30 +89,47 @@ class CommManager(comm.base_comm.CommManager):
 _active: contextvars.ContextVar[CommManager | None] = contextvars.ContextVar(
     "trio_kernel_comm_manager", default=None
 )
-_fallback: list[CommManager] = []
+_lock = threading.Lock()
+_users = 0
+_originals: dict[str, Any] = {}
 
 
 def activate(manager: CommManager) -> None:
     """Make ``manager`` the one ``comm`` calls see in this task and the tasks it starts."""
     _active.set(manager)
-    if not _fallback:
-        _fallback.append(manager)
-    comm.create_comm = _create_comm
-    comm.get_comm_manager = active_manager
 
 
-def deactivate(manager: CommManager) -> None:
-    if manager in _fallback:
-        _fallback.remove(manager)
+def install() -> None:
+    """Point the ``comm`` package at this module (one reference per open kernel)."""
+    global _users
+    with _lock:
+        if _users == 0:
+            _originals.update(create_comm=comm.create_comm, get_comm_manager=comm.get_comm_manager)
+            comm.create_comm = _create_comm
+            comm.get_comm_manager = active_manager
+        _users += 1
+
+
+def uninstall() -> None:
+    """Drop one reference; the last one gives ``comm`` its own functions back."""
+    global _users
+    with _lock:
+        _users -= 1
+        if _users == 0:
+            comm.create_comm = _originals.pop("create_comm")
+            comm.get_comm_manager = _originals.pop("get_comm_manager")
 
 
 def active_manager() -> CommManager:
+    """The comm manager of the kernel whose code calls: from the task's context, else from
+    the cell that started the calling thread (a plain ``threading.Thread``)."""
     manager = _active.get()
     if manager is not None:
         return manager
-    if _fallback:
-        return _fallback[0]
-    raise RuntimeError("no trio-kernel is running in this process")
+    cell = cell_for_output()
+    if cell is not None and isinstance(cell.comms, CommManager):
+        return cell.comms
+    raise RuntimeError("no trio-kernel cell is running here: comms need one")
 
 
 def _create_comm(*args: Any, **kwargs: Any) -> Comm:

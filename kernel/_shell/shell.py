@@ -28,6 +28,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.payload import PayloadManager
 
 from .._core import replies as _replies
 from .._core.enums import RunMode
@@ -53,7 +54,9 @@ class CellDisplayHook(DisplayHook):
     @property
     def prompt_count(self) -> int:
         cell = current_cell.get()
-        return cell.execution_count if cell is not None else self.shell.execution_count - 1
+        if cell is not None:
+            return cell.execution_count
+        return self.shell.execution_count - 1 if self.shell is not None else 0
 
     def start_displayhook(self) -> None:
         self._is_active = True
@@ -80,7 +83,7 @@ class CellDisplayHook(DisplayHook):
 class CellDisplayPublisher(DisplayPublisher):
     """Publishes ``display()`` output to the cell that called it."""
 
-    def publish(  # type: ignore[override]
+    def publish(
         self,
         data: dict[str, Any],
         metadata: dict[str, Any] | None = None,
@@ -108,8 +111,8 @@ class CellDisplayPublisher(DisplayPublisher):
 class TrioShell(InteractiveShell):
     """An ``InteractiveShell`` whose cells run as coroutines on the caller's trio loop."""
 
-    displayhook_class = CellDisplayHook  # type: ignore[assignment]
-    display_pub_class = CellDisplayPublisher  # type: ignore[assignment]
+    displayhook_class = CellDisplayHook
+    display_pub_class = CellDisplayPublisher
     compiler_class = CellCompiler  # cells named as the debugger's dumpCell names them
 
     def __init__(self, **kwargs: Any) -> None:
@@ -117,7 +120,8 @@ class TrioShell(InteractiveShell):
         self.autoawait = True
         self.default_run_mode = RunMode.QUEUE
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
-        self.register_magic_function(self._runmode_magic, "line", "runmode")
+        # functools.wraps makes the method look like MagicsManager.register_function to mypy.
+        self.register_magic_function(self._runmode_magic, "line", "runmode")  # type: ignore[arg-type]
 
     def _runmode_magic(self, line: str) -> None:
         """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
@@ -128,6 +132,10 @@ class TrioShell(InteractiveShell):
             self.default_run_mode = RunMode(word)
         print(f"default run mode: {self.default_run_mode}")
 
+    def _payloads(self) -> PayloadManager:
+        assert self.payload_manager is not None  # set up by InteractiveShell.__init__
+        return self.payload_manager
+
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""
 
@@ -136,10 +144,10 @@ class TrioShell(InteractiveShell):
             print(f"trio-kernel has no {gui!r} GUI event loop integration; use the inline backend.")
 
     def ask_exit(self) -> None:
-        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+        self._payloads().write_payload({"source": "ask_exit", "keepkernel": False})
 
     def set_next_input(self, s: str, replace: bool = False) -> None:
-        self.payload_manager.write_payload(
+        self._payloads().write_payload(
             {"source": "set_next_input", "text": s, "replace": bool(replace)}
         )
 

@@ -1,6 +1,7 @@
 """``input()`` and ``getpass()`` answered by the frontend over the stdin channel.
 
-``builtins.input`` and ``getpass.getpass`` are replaced once per process by functions that
+``builtins.input`` and ``getpass.getpass`` are replaced while a kernel is open (reference-
+counted, restored by the last kernel to close) by functions that
 ask the *current cell* (a context variable), so cells of several kernels, and several cells
 of one kernel waiting at once, each get their own answer: replies are matched to requests
 by the request's msg_id. Outside a cell the originals run. The waiting thread blocks (like
@@ -83,16 +84,30 @@ class StdinBroker:
 
 
 _originals: dict[str, Any] = {}
+_install_lock = threading.Lock()
+_users = 0
 
 
 def install() -> None:
-    """Replace ``input`` and ``getpass.getpass`` (once per process)."""
-    if _originals:
-        return
-    _originals["input"] = builtins.input
-    _originals["getpass"] = getpass.getpass
-    builtins.input = _input
-    getpass.getpass = _getpass
+    """Replace ``input`` and ``getpass.getpass`` (one reference per open kernel)."""
+    global _users
+    with _install_lock:
+        if _users == 0:
+            _originals["input"] = builtins.input
+            _originals["getpass"] = getpass.getpass
+            builtins.input = _input
+            getpass.getpass = _getpass
+        _users += 1
+
+
+def uninstall() -> None:
+    """Drop one reference; the last one puts the originals back."""
+    global _users
+    with _install_lock:
+        _users -= 1
+        if _users == 0:
+            builtins.input = _originals.pop("input")
+            getpass.getpass = _originals.pop("getpass")
 
 
 def _ask(prompt: str, password: bool, original: str, *args: Any) -> str:

@@ -27,7 +27,7 @@ class CellStream(io.TextIOBase):
         self.fallback = fallback
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return f"<{self._name}>"
 
     @property

@@ -156,6 +156,10 @@ ROUTER_HWM = 100_000
 """Replies zmq may queue for a peer that does not read them before the kernel waits."""
 IOPUB_HWM = 1000
 """Messages zmq may queue for a slow iopub reader before the kernel's writer waits."""
+SHELL_RCVHWM = 32
+"""Requests zmq may hold, per client, that the kernel has not read yet: when a shell is
+full the kernel stops reading (``_control.ioloop``), and this small bound makes zmq push
+back on the client instead of holding its burst in the kernel's memory."""
 
 
 @attrs.frozen
@@ -211,6 +215,8 @@ def _bind_all(context: zmq.Context, info: ConnectionInfo,
             # it says EAGAIN instead and the socket task retries: replies are never lost.
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             sock.setsockopt(zmq.SNDHWM, ROUTER_HWM)
+        if channel is Channel.SHELL:
+            sock.setsockopt(zmq.RCVHWM, SHELL_RCVHWM)
         if kind == zmq.XPUB:
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
             sock.setsockopt(zmq.XPUB_NODROP, 1)

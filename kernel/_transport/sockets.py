@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import trio
 import zmq
@@ -40,7 +40,7 @@ class Outbox(Generic[T]):
     the drain that follows that wake takes their items too.
     """
 
-    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[T], T] | None = None) -> None:
+    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[Any], T] | None = None) -> None:
         self._prepare = prepare
         self._entries: list[T] = []
         self._lock = threading.Lock()
@@ -122,6 +122,7 @@ class SocketTask:
         self.name = name
         self._park_scope: trio.CancelScope | None = None
         self._dirty = False
+        self._stalled = False
         self._unsent: collections.deque[list[bytes]] = collections.deque()
 
     def wake(self) -> None:
@@ -130,11 +131,18 @@ class SocketTask:
         if self._park_scope is not None:
             self._park_scope.cancel()
 
+    def resume(self) -> None:
+        """The consumer made room: read on if reading had stopped (on the task's own loop)."""
+        if self._stalled:
+            self._stalled = False
+            self.wake()
+
     async def run(
         self,
         on_frames: Callable[[list[bytes]], None] | None,
         outbox: Outbox[Outgoing] | None,
         encode: Callable[[Outgoing], list[bytes]],
+        can_receive: Callable[[], bool] | None = None,
     ) -> None:
         """Serve the socket until cancelled.
 
@@ -142,7 +150,10 @@ class SocketTask:
         must not block); ``outbox`` holds messages to send in order, encoded here with
         ``encode`` so that signing happens on this loop's thread only. While zmq refuses
         to send (high-water mark), nothing more is taken from the outbox, so its producers
-        feel the back-pressure instead of memory growing here.
+        feel the back-pressure instead of memory growing here. Likewise, while
+        ``can_receive`` says no (the consumer's small inbox is full), nothing more is read
+        until ``resume``: messages wait in zmq, whose high-water mark pushes back on the
+        client. Sending goes on meanwhile.
         """
         if outbox is not None:
             outbox.bind_waker(self.wake)
@@ -153,8 +164,10 @@ class SocketTask:
             if outbox is not None:
                 self._send_pending(outbox, encode)
             if on_frames is not None:
-                self._receive_all(on_frames)
-            if self._dirty or (on_frames is not None and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN):
+                self._receive_all(on_frames, can_receive)
+            events = cast(int, sock.getsockopt(zmq.EVENTS))
+            readable = on_frames is not None and not self._stalled and events & zmq.POLLIN
+            if self._dirty or readable:
                 await trio.lowlevel.checkpoint()
                 continue
             with trio.CancelScope() as self._park_scope:
@@ -179,13 +192,16 @@ class SocketTask:
         while len(outbox) or self._unsent:
             self._send_pending(outbox, encode, final=True)
             remaining = deadline - time.monotonic()
-            if self._unsent and (remaining <= 0 or not self.sock.poll(remaining * 1000, zmq.POLLOUT)):
+            if self._unsent and (remaining <= 0 or not self.sock.poll(int(remaining * 1000), zmq.POLLOUT)):
                 log.warning("%s: %d messages not sent at shutdown", self.name, len(self._unsent) + len(outbox))
                 return
 
-    def _receive_all(self, on_frames: Callable[[list[bytes]], None]) -> None:
+    def _receive_all(self, on_frames: Callable[[list[bytes]], None], can_receive: Callable[[], bool] | None) -> None:
         sock = self.sock
         for _ in range(1000):
+            if can_receive is not None and not can_receive():
+                self._stalled = True
+                return
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
