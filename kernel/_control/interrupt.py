@@ -7,17 +7,23 @@ which lives on the I/O loop, asks each cell's loop to cancel and waits a short g
 for the loop to confirm. A cell whose loop stays silent is escalated:
 
 - on the main thread, with ``SIGINT`` to that thread; ``_sigint`` raises KeyboardInterrupt
-  only where trio's KeyboardInterrupt protection is off, which the shell turns off exactly
-  around user code (``TrioShell.run_code``), so it never lands in kernel or trio code;
+  only where trio's KeyboardInterrupt protection is off, which is exactly while a step of
+  user code runs (``_shell.usercode``), and only into the cell being interrupted;
 - on a worker thread, with an asynchronous ``KeyboardInterrupt`` set on that thread
-  (``PyThreadState_SetAsyncExc``), delivered at its next bytecode.
+  (``PyThreadState_SetAsyncExc``) while, under the cell's gate lock, it runs a step of
+  user code; one that arrives just after the step is kept and thrown in at the next one.
 
-Escalation repeats a few times, because a blocking C call only sees the exception once it
-returns to Python.
+One interrupt is one KeyboardInterrupt: each ``stop`` is a round (``UserCodeGate.asked``),
+and once a round's KeyboardInterrupt is raised (``delivered``) nothing more is sent for it,
+neither a repeated escalation nor the cancel, so a cell that catches it can clean up, even
+with ``await``. Escalation repeats a few times otherwise, because a blocking C call only
+sees the exception once it returns to Python. A cell's loop that cannot be reached
+(finished, or any failure of ``run_sync_soon``) is a loop that is gone: nothing to stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
@@ -29,6 +35,51 @@ import trio
 from .._control import sigint as _sigint
 
 log = logging.getLogger("kernel.interrupt")
+
+
+class UserCodeGate:
+    """Whether a cell's user code runs right now, and the KeyboardInterrupts owed to it.
+
+    ``in_user_code`` and ``pending`` are written by the cell's own thread (``usercode``)
+    under ``lock``; the interrupter reads them under ``lock`` before raising in a worker
+    thread, so an asynchronous exception is set only while a step of user code runs.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_user_code = False
+        self.pending: BaseException | None = None
+        self.asked = 0
+        """Interrupt rounds asked for (I/O loop)."""
+        self.delivered = 0
+        """Rounds answered by a KeyboardInterrupt raised in (or kept for) the cell."""
+
+    def enter(self) -> BaseException | None:
+        """Mark user code as running; return a kept exception to raise in it first."""
+        with self.lock:
+            self.in_user_code = True
+            pending, self.pending = self.pending, None
+        return pending
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_user_code = False
+
+    def keep(self, exc: BaseException) -> None:
+        """An exception that arrived outside a step: thrown in at the next step."""
+        with self.lock:
+            self.pending = self.pending or exc
+
+    def owed(self) -> bool:
+        """An interrupt round is open and no KeyboardInterrupt was raised for it yet."""
+        return self.delivered < self.asked
+
+    def claim(self) -> bool:
+        """Take the open round's KeyboardInterrupt (False when none is owed)."""
+        if not self.owed():
+            return False
+        self.delivered = self.asked
+        return True
 
 
 @attrs.define(eq=False)
@@ -44,8 +95,10 @@ class RunningCell:
     reason: str | None = None
     """Why the cell was stopped: ``"interrupt"``, ``"timeout"`` or ``"shutdown"``; set once."""
     finished: bool = False
-    in_user_code: bool = False
-    """Set by the shell around user code: a worker thread is only escalated while it runs it."""
+    gate: UserCodeGate = attrs.field(factory=UserCodeGate)
+    """When user code runs, and the KeyboardInterrupts owed to the cell."""
+    signal_blocked: bool = False
+    """An escalation found the SIGINT handler replaced by user code (the cell is told)."""
     watcher: trio.CancelScope | None = None
     """The I/O loop's scope of this cell's timeout watch, cancelled when the cell ends."""
 
@@ -65,25 +118,30 @@ class Interrupter:
                 if not cell.finished:
                     if cell.reason is None:
                         cell.reason = reason
+                    cell.gate.asked += 1
                     nursery.start_soon(self._stop_one, cell)
 
     async def _stop_one(self, cell: RunningCell) -> None:
         acked = trio.Event()
+        io_token = self.io_token
 
         def cancel_on_cell_loop() -> None:
-            cell.scope.cancel()
-            self.io_token.run_sync_soon(acked.set)
+            """On the cell's loop; never raises (that would crash the loop)."""
+            if cell.gate.owed():  # no KeyboardInterrupt reached it: the cancel does the work
+                cell.scope.cancel()
+            with contextlib.suppress(Exception):  # the I/O loop is gone: nobody waits
+                io_token.run_sync_soon(acked.set)
 
         try:
             cell.token.run_sync_soon(cancel_on_cell_loop)
-        except trio.RunFinishedError:
+        except Exception:  # RunFinishedError or any other: that loop is gone
             return
         wait = self.grace
         for _ in range(self.attempts):
             with trio.move_on_after(wait):
                 await acked.wait()
                 return
-            if cell.finished:
+            if cell.finished or not cell.gate.owed():
                 return
             log.debug("cell on thread %s did not confirm the cancel in %.0f ms: escalating",
                       cell.thread_id, wait * 1000)
@@ -95,11 +153,17 @@ class Interrupter:
         if cell.thread_id == threading.main_thread().ident:
             if _sigint.installed():
                 _sigint.escalate(cell.thread_id)
+            elif _sigint.replaced():
+                cell.signal_blocked = True
+                log.info("blocking main-thread cell replaced the SIGINT handler: cannot escalate")
             else:
                 log.info("blocking main-thread cell: no SIGINT handler of ours, cannot escalate")
             return
-        if not cell.in_user_code:
-            return  # between blocks, or done: the cancel (or the next attempt) will do
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
-        )
+        gate = cell.gate
+        with gate.lock:
+            # Only inside a step of user code; between steps the cancel (or the next
+            # attempt) will do.
+            if gate.in_user_code and gate.claim():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
+                )
