@@ -36,7 +36,7 @@ from tests._fuzzhelpers import (
     wait_ready,
     wait_until,
 )
-from tests.harness import KERNEL_NAME, Frontend, stdout_of
+from tests.harness import KERNEL_NAME, Frontend, running_kernel, stdout_of
 
 
 def _reply(kc: BlockingKernelClient, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -207,3 +207,35 @@ def test_heartbeat_answers_while_a_cell_holds_the_shell(fresh_kernel: Frontend, 
     reply = fresh_kernel.shell_reply(msg_id)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
     print(f"\nheartbeat worst round trip while a cell blocks: {worst * 1000:.1f} ms")
+
+
+@pytest.mark.parametrize("kernel_name", [KERNEL_NAME, "python3"])
+def test_heartbeat_answers_while_a_c_call_holds_the_gil(kernel_name: str) -> None:
+    """A catastrophic regular expression holds the GIL for seconds; the heartbeat, an echo in
+    C that never needs the GIL, still answers at once. (ipykernel's heartbeat is a zmq
+    device too, and answers as well.)"""
+    with running_kernel(kernel_name) as fe:
+        info = fe.km.get_connection_info()
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+        try:
+            msg_id = fe.kc.execute("import re, time\ntime.sleep(0.3)\nt = time.monotonic()\n"
+                                   "re.match(r'(a+)+$', 'a' * 25 + 'b')\nprint(time.monotonic() - t)")
+            # Ping from before the cell starts until its reply is in: the pings span the regex.
+            rounds: list[float] = []
+            reply = None
+            while reply is None:
+                rounds.append(_ping(sock, f"ping {len(rounds)}".encode(), timeout=10.0))
+                while reply is None and fe.kc.shell_channel.msg_ready():
+                    msg = fe.kc.get_shell_msg(timeout=1)
+                    reply = msg if msg["parent_header"].get("msg_id") == msg_id else None
+            assert reply["content"]["status"] == "ok"
+            held = float(stdout_of(fe.outputs_until_idle(msg_id)).split()[-1])
+        finally:
+            sock.close(0)
+            ctx.term()
+    assert held > 1.0, "the regular expression was too quick to hold the GIL for long"
+    print(f"\n{kernel_name}: held {held:.1f} s, {len(rounds)} pings, worst {max(rounds):.3f} s")
+    assert max(rounds) < 0.5, f"{kernel_name}: worst heartbeat round trip {max(rounds):.2f} s"

@@ -4,7 +4,7 @@ The nursery tree and thread layout (the architecture in one place)::
 
     open_kernel()                         caller's trio loop (the "shell loop")
     └── nursery
-        ├── _own_heartbeat                owns the heartbeat thread (echo, no trio)
+        ├── _own_heartbeat                owns the heartbeat thread (zmq proxy in C, no GIL)
         ├── _own_io_thread                owns the I/O thread and its trio loop:
         │                                 all sockets, control requests, completion...
         │                                 (see ``_ioloop``)
@@ -43,7 +43,7 @@ from .._control.ioloop import IOLoop
 from .._core.enums import Channel, RunMode
 from .._core.wire import make_session
 from .._transport.connection import BoundSockets, ConnectionInfo, bind_kernel_sockets
-from .._transport.heartbeat import serve_heartbeat
+from .._transport.heartbeat import HeartbeatControl, serve_heartbeat
 
 if TYPE_CHECKING:
     from .._debugger.debugger import Debugger
@@ -229,18 +229,21 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
-    """Run the heartbeat thread; on cancellation tell it to stop, then wait for it."""
-    stop = threading.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(  # joined by this nursery; its own limiter, never queued behind cells
-            functools.partial(trio.to_thread.run_sync, serve_heartbeat, sock, stop,
-                              limiter=trio.CapacityLimiter(1))
-        )
-        task_status.started()
-        try:
-            await trio.sleep_forever()
-        finally:
-            stop.set()
+    """Run the heartbeat thread; on cancellation tell its proxy to stop, then wait for it."""
+    control = HeartbeatControl.open(sock.context)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(  # joined by this nursery; its own limiter, never queued behind cells
+                functools.partial(trio.to_thread.run_sync, serve_heartbeat, sock, control,
+                                  limiter=trio.CapacityLimiter(1))
+            )
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                control.stop()
+    finally:
+        control.close()
 
 
 async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],

@@ -45,17 +45,6 @@ def _exec(code: types.CodeType, global_ns: dict[str, Any], local_ns: dict[str, A
     box.extend(map(exec, (code,), (global_ns,), (local_ns,)))
 
 
-def _leave(gate: UserCodeGate) -> BaseException | None:
-    """Clear the mark; return an exception that arrived asynchronously meanwhile, if any."""
-    arrived: BaseException | None = None
-    while True:
-        try:
-            gate.leave()
-            return arrived
-        except BaseException as exc:  # an async KeyboardInterrupt raised in this frame
-            arrived = arrived or exc
-
-
 @trio.lowlevel.enable_ki_protection
 def run_block(gate: UserCodeGate, code: types.CodeType, global_ns: dict[str, Any],
               local_ns: dict[str, Any]) -> None:
@@ -69,7 +58,13 @@ def run_block(gate: UserCodeGate, code: types.CodeType, global_ns: dict[str, Any
         _exec(code, global_ns, local_ns, box)
     except BaseException as exc:
         failure = exc
-    late = _leave(gate)
+    late: BaseException | None = None
+    while True:  # clearing the mark, in this frame: what arrives meanwhile is caught here
+        try:
+            gate.leave()
+            break
+        except BaseException as exc:
+            late = late or exc
     if failure is not None:
         if box:  # the block had ended: what arrived belongs to the cell's next step
             gate.keep(failure)
@@ -107,7 +102,13 @@ def _drive(gate: UserCodeGate, coro: Coroutine[Any, Any, Any]) -> Generator[Any,
             _resume(coro, box, value, error)
         except BaseException as exc:
             failure = exc
-        late = _leave(gate)
+        late: BaseException | None = None
+        while True:  # clearing the mark, in this frame: what arrives meanwhile is caught here
+            try:
+                gate.leave()
+                break
+            except BaseException as exc:
+                late = late or exc
         if box:
             # The coroutine is suspended on what it yielded; anything that arrived around
             # the step is thrown into it when it is resumed.

@@ -217,7 +217,7 @@ def _bind_all(context: zmq.Context, info: ConnectionInfo,
             sock.setsockopt(zmq.SNDHWM, IOPUB_HWM)
         ports[PORT_OF[channel]] = bind(sock, info, PORT_OF[channel])
         sockets[channel] = sock
-    heartbeat = context.socket(zmq.REP)
+    heartbeat = context.socket(zmq.ROUTER)  # echoed by a zmq proxy (see ``heartbeat``)
     heartbeat.setsockopt(zmq.LINGER, 0)
     ports["hb_port"] = bind(heartbeat, info, "hb_port")
     info = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)
