@@ -239,3 +239,68 @@ def test_heartbeat_answers_while_a_c_call_holds_the_gil(kernel_name: str) -> Non
     assert held > 1.0, "the regular expression was too quick to hold the GIL for long"
     print(f"\n{kernel_name}: held {held:.1f} s, {len(rounds)} pings, worst {max(rounds):.3f} s")
     assert max(rounds) < 0.5, f"{kernel_name}: worst heartbeat round trip {max(rounds):.2f} s"
+
+
+BLOCKING_CELLS = {
+    "busy loop": "print('waiting', flush=True)\nwhile True:\n    pass",
+    "time.sleep": "import time\nprint('waiting', flush=True)\ntime.sleep(1000)",
+    "swallows KeyboardInterrupt": ("print('waiting', flush=True)\nwhile True:\n    try:\n        while True:\n"
+                                   "            pass\n    except KeyboardInterrupt:\n        pass"),
+}
+
+
+@pytest.mark.parametrize("cell", list(BLOCKING_CELLS))
+def test_sigterm_ends_a_kernel_whose_main_thread_is_blocked(tmp_path: Path, cell: str) -> None:
+    """SIGTERM while a cell holds the main thread: the kernel exits (the cell is interrupted,
+    or, if it swallows KeyboardInterrupt, the process ends after a grace period) and removes
+    the connection file it wrote."""
+    runtime = tmp_path / "runtime"
+    with kernel_process(tmp_path, None, env={"JUPYTER_RUNTIME_DIR": str(runtime)}) as kp:
+        path = own_connection_file(kp)
+        info = json.loads(path.read_text())
+        wait_ready(info)
+        with RawChannel(info) as shell, subscribe(info) as sub:
+            msg_id = shell.send("execute_request", {"code": BLOCKING_CELLS[cell]})
+            wait_for_text(sub, msg_id, "waiting")
+            kp.proc.send_signal(signal.SIGTERM)
+            assert kp.proc.wait(10) == 0, kp.log_text()
+        assert not path.exists(), "the kernel left its connection file behind"
+
+
+def test_sigterm_ends_a_kernel_waiting_for_input(tmp_path: Path) -> None:
+    path, info = new_connection_file(tmp_path)
+    with kernel_process(tmp_path, path) as kp:
+        wait_ready(info)
+        kc = BlockingKernelClient()
+        kc.load_connection_info(info)
+        kc.start_channels()
+        try:
+            kc.execute("input('name? ')", allow_stdin=True)
+            assert kc.get_stdin_msg(timeout=TIMEOUT)["msg_type"] == "input_request"
+            kp.proc.send_signal(signal.SIGTERM)
+            assert kp.proc.wait(10) == 0, kp.log_text()
+        finally:
+            kc.stop_channels()
+
+
+@pytest.mark.parametrize("cell", ["busy loop", "time.sleep"])
+def test_kernel_exits_when_its_parent_dies_while_a_cell_blocks(tmp_path: Path, cell: str) -> None:
+    path, info = new_connection_file(tmp_path)
+    kernel = None
+    with subprocess.Popen([sys.executable, "-c", PARENT, str(path), str(tmp_path / "kernel.log")],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            assert parent.stdout is not None
+            kernel = int(parent.stdout.readline())
+            wait_ready(info)
+            with RawChannel(info) as shell, subscribe(info) as sub:
+                msg_id = shell.send("execute_request", {"code": BLOCKING_CELLS[cell]})
+                wait_for_text(sub, msg_id, "waiting")
+                parent.kill()
+                parent.wait(TIMEOUT)
+                wait_until(lambda: gone(kernel), 8.0, "the orphaned kernel to exit")
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+            if kernel is not None and not gone(kernel):
+                os.kill(kernel, signal.SIGKILL)

@@ -25,6 +25,7 @@ debugger is used, runs threads of its own for the life of the process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -75,6 +76,18 @@ class Kernel:
     def _request_shutdown(self, restart: bool) -> None:
         self.restart_requested = restart
         self._shutdown.set()
+
+    def stop_threadsafe(self, token: trio.lowlevel.TrioToken) -> None:
+        """End the kernel from any thread, also while a cell blocks the kernel's loop.
+
+        Every cell is interrupted first (from the I/O loop, escalating into blocking code),
+        so that the loop, ``token``'s, gets control back and sees the shutdown request.
+        """
+        io = self._io
+        if io is not None:
+            io.run_cells_stop(None, "shutdown", lambda: None)
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self._request_shutdown, False)
 
     async def _stop_cells(self, grace: float = 3.0) -> None:
         """Interrupt every running cell (thread cells too) before the nursery is cancelled."""

@@ -10,6 +10,7 @@ which stops the proxy by sending ``TERMINATE`` on a PAIR control socket.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
@@ -50,7 +51,5 @@ class HeartbeatControl:
 
 def serve_heartbeat(sock: zmq.Socket, control: HeartbeatControl) -> None:
     """Echo every message on ``sock`` until ``control.stop()`` (runs in its own thread)."""
-    try:
+    with contextlib.suppress(zmq.ContextTerminated):
         zmq.proxy_steerable(sock, sock, None, control.inner)
-    except zmq.ContextTerminated:
-        pass
