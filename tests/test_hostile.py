@@ -263,3 +263,52 @@ def test_hostile_cancellation_ipykernel() -> None:
         for code in HOSTILE_CANCEL.values():
             reply, _ = fe.execute(code)
             assert reply["content"]["status"] == "error"
+
+
+# -- every request gets its reply --------------------------------------------------------------
+
+def test_create_subshell_whose_thread_dies_at_start_up_gets_an_error_reply(tmp_path: Path) -> None:
+    with raw_kernel(tmp_path) as k:
+        assert k.run("import kernel._shell.runner as _r\n_orig = _r.ShellRunner.run_in_own_loop\n"
+                     "def _boom(self, on_ready):\n    raise RuntimeError('boom at start-up')\n"
+                     "_r.ShellRunner.run_in_own_loop = _boom")["status"] == "ok"
+        reply = k.control.request("create_subshell_request", {}, timeout=15)["content"]
+        assert reply["status"] == "error" and "start-up" in reply["evalue"], reply
+        assert k.control.request("list_subshell_request")["content"]["subshell_id"] == []
+        assert k.run("_r.ShellRunner.run_in_own_loop = _orig")["status"] == "ok"
+        created = k.control.request("create_subshell_request")["content"]
+        assert created["status"] == "ok"
+        assert k.control.request("delete_subshell_request",
+                                 {"subshell_id": created["subshell_id"]})["content"]["status"] == "ok"
+
+
+def test_duplicate_input_reply_never_replaces_the_first() -> None:
+    with running_kernel() as fe:
+        kc = fe.kc
+        msg_id = kc.execute("got = []\nfor i in range(20):\n    got.append(input(f'{i}? '))\n"
+                            "print(got == [f'answer {i}' for i in range(20)])", allow_stdin=True)
+        for i in range(20):
+            request = kc.get_stdin_msg(timeout=TIMEOUT)
+            assert request["content"]["prompt"] == f"{i}? "
+            for value in (f"answer {i}", "a duplicate"):
+                kc.stdin_channel.send(kc.session.msg("input_reply", {"value": value}, parent=request["header"]))
+        assert stdout_of(fe.outputs_until_idle(msg_id)) == "True\n"
+        assert fe.shell_reply(msg_id)["content"]["status"] == "ok"
+
+
+def test_duplicate_input_reply_unit() -> None:
+    """The same race, made deterministic: both replies arrive before the waiter wakes."""
+    from kernel._core.enums import Channel
+    from kernel._core.wire import Message, Outgoing
+    from kernel._shell.cell import Cell
+    from kernel._shell.stdin import StdinBroker
+
+    def send(out: Outgoing) -> None:
+        assert out.header is not None
+        for value in ("first", "duplicate"):
+            broker.deliver(Message(Channel.STDIN, [], {"msg_type": "input_reply", "msg_id": value},
+                                   {"msg_id": out.header["msg_id"]}, {}, {"value": value}))
+
+    broker = StdinBroker(send, lambda msg_type: {"msg_id": f"req-{msg_type}"})
+    cell = Cell(parent={}, iopub=None, allow_stdin=True)  # type: ignore[arg-type]
+    assert broker.request(cell, "? ", False) == "first"

@@ -324,7 +324,12 @@ class IOLoop:
     async def _subshell_request(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
         assert self.subshells is not None
         if kind == "create_subshell_request":
-            return {"status": "ok", "subshell_id": await self.subshells.create()}
+            from .._control.subshells import SubshellStartError
+
+            try:
+                return {"status": "ok", "subshell_id": await self.subshells.create()}
+            except SubshellStartError as exc:
+                return {"status": "error", **_replies.error_content("RuntimeError", str(exc), [str(exc)])}
         if kind == "list_subshell_request":
             return {"status": "ok", "subshell_id": self.subshells.ids()}
         subshell_id = content.get("subshell_id")
