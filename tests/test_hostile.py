@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from tests._fuzzhelpers import (
     RawChannel,
     kernel_process,
     new_connection_file,
+    own_connection_file,
     subscribe,
     wait_ready,
 )
@@ -312,3 +316,74 @@ def test_duplicate_input_reply_unit() -> None:
     broker = StdinBroker(send, lambda msg_type: {"msg_id": f"req-{msg_type}"})
     cell = Cell(parent={}, iopub=None, allow_stdin=True)  # type: ignore[arg-type]
     assert broker.request(cell, "? ", False) == "first"
+
+
+# -- error paths release what they took; small limits ------------------------------------------
+
+async def test_a_failed_start_undoes_its_process_wide_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner fails to start after the streams, the shell singleton and the comm
+    manager were installed: leaving ``open_kernel`` puts all of them back."""
+    import sys
+
+    import trio
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import kernel
+    from kernel._shell import runner as _runner
+
+    async def broken_run(self: object, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise RuntimeError("runner failed to start")
+
+    monkeypatch.setattr(_runner.ShellRunner, "run", broken_run)
+    stdout, stderr = sys.stdout, sys.stderr
+    with pytest.raises(BaseException) as info:
+        async with kernel.open_kernel():
+            pass
+    assert info.group_contains(RuntimeError, match="runner failed to start") if isinstance(
+        info.value, BaseExceptionGroup) else "runner failed to start" in str(info.value)
+    assert sys.stdout is stdout and sys.stderr is stderr
+    assert not InteractiveShell.initialized()
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kernel", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("scheme", ["hmac-shake_128", "hmac-nope", "sha256"])
+def test_unsupported_signature_scheme_is_one_line_and_exit_2(tmp_path: Path, scheme: str) -> None:
+    path, _ = new_connection_file(tmp_path, signature_scheme=scheme)
+    result = _run_cli("-f", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"trio-kernel: unsupported signature_scheme {scheme!r} in {path}"]
+
+
+def test_connection_file_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = _run_cli(env={"JUPYTER_RUNTIME_DIR": str(blocker / "runtime")})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trio-kernel: cannot write the connection file"), lines
+
+
+def test_runtime_dir_the_kernel_creates_is_private(tmp_path: Path) -> None:
+    runtime = tmp_path / "new" / "runtime"
+    with kernel_process(tmp_path, None, env={"JUPYTER_RUNTIME_DIR": str(runtime)}) as kp:
+        path = own_connection_file(kp)
+        assert path.parent == runtime
+        for directory in (runtime, runtime.parent):
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700, oct(directory.stat().st_mode)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        kp.stop()
+        assert kp.proc.returncode == 0
+
+
+def test_one_huge_line_becomes_bounded_stream_messages(tmp_path: Path) -> None:
+    with raw_kernel(tmp_path) as k:
+        msg_id = k.submit("print('x' * 20_000_000)")
+        assert k.reply(msg_id, timeout=60)["status"] == "ok"
+        streams = [m for m in k.drain_iopub(msg_id, timeout=60) if m["msg_type"] == "stream"]
+        sizes = [len(m["content"]["text"].encode()) for m in streams]
+        assert sum(sizes) == 20_000_001
+        assert max(sizes) <= 256 * 1024, max(sizes)

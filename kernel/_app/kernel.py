@@ -48,7 +48,6 @@ from .._transport.heartbeat import HeartbeatControl, serve_heartbeat
 
 if TYPE_CHECKING:
     from .._debugger.debugger import Debugger
-    from .._shell.comms import CommManager
     from .._shell.shell import TrioShell
 
 log = logging.getLogger("kernel")
@@ -143,7 +142,7 @@ async def kernel_on(
     """
     session = make_session(bound.info.key, bound.info.signature_scheme)
     kernel = Kernel(bound.info, bound.connection_file)
-    shell_side: _ShellSide | None = None
+    shell_side = _ShellSide()
     app_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
@@ -151,8 +150,8 @@ async def kernel_on(
             io = await nursery.start(_own_io_thread, session, bound.sockets, kernel)
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
-            shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
-                                                 default_timeout, history_file)
+            await _start_shell_side(nursery, io, kernel, shell_side, namespace, default_mode,
+                                    default_timeout, history_file)
             io.status.starting()  # type: ignore[union-attr]
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
@@ -163,57 +162,59 @@ async def kernel_on(
                 app_error = exc
             finally:
                 with trio.CancelScope(shield=True):
-                    await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
+                    if shell_side.debugger is not None:
+                        await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
                 nursery.cancel_scope.cancel()
         if app_error is not None:
             raise app_error
     finally:
-        if shell_side is not None:
-            shell_side.close()  # first: it removes the SIGINT listener that reaches the I/O loop
+        shell_side.close()  # first: it removes the SIGINT listener that reaches the I/O loop
         bound.close()
 
 
 @attrs.define
 class _ShellSide:
-    """What ``_start_shell_side`` built, and how to take it down again."""
+    """What ``_start_shell_side`` built, and how to take it down again.
 
-    shell: TrioShell
-    comms: CommManager
-    debugger: Debugger
-    remove_sigint_listener: Callable[[], None] | None
+    Each process-wide install is recorded in ``undo`` right after it succeeds, so that a
+    failure half-way through start-up undoes exactly what was done (``close``).
+    """
+
+    undo: list[Callable[[], None]] = attrs.field(factory=list)
+    debugger: Debugger | None = None
 
     def close(self) -> None:
-        from .._shell import streams as _streams
-        from .._shell.comms import deactivate
-        from .._shell.shell import close_shell
-
-        if self.remove_sigint_listener is not None:
-            self.remove_sigint_listener()
-        deactivate(self.comms)
-        _streams.uninstall()
-        close_shell(self.shell)
+        """Undo the installs, newest first."""
+        while self.undo:
+            self.undo.pop()()
 
 
-async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
+async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, side: _ShellSide,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
-                            default_timeout: float | None, history_file: str | None) -> _ShellSide:
-    """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
+                            default_timeout: float | None, history_file: str | None) -> None:
+    """Import IPython, build the shell and its runner, and hand them to the I/O loop.
+
+    Fills ``side`` as it goes; the caller closes it, also when this fails half-way.
+    """
     from .._debugger.debugger import Debugger
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
-    from .._shell.comms import CommManager, activate
+    from .._shell.comms import CommManager, activate, deactivate
     from .._shell.runner import ShellRunner
     from .._shell.services import Services
-    from .._shell.shell import make_shell
+    from .._shell.shell import close_shell, make_shell
 
+    if io.iopub is None or io.stdin is None or io.token is None or io.status is None:
+        raise RuntimeError("the I/O loop reported ready before its outboxes existed")
     shell = kernel.shell = make_shell(namespace, history_file)
+    side.undo.append(functools.partial(close_shell, shell))
     shell.default_run_mode = default_mode
     _streams.install()
-    _stdin.install()
-    _threads.remember_cell_on_start()
-    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
+    side.undo.append(_streams.uninstall)
+    _stdin.install()  # once per process, kept: it falls back to the originals outside cells
+    _threads.remember_cell_on_start()  # the same
     comms = CommManager(io.iopub)
     services = Services(
         iopub=io.iopub,
@@ -226,19 +227,18 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     )
     runner = ShellRunner(shell, services, comms)
     activate(comms)
+    side.undo.append(functools.partial(deactivate, comms))
     await nursery.start(runner.run)
     io_token = io.token
-    debugger = Debugger(
+    side.debugger = debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,
     )
     kernel._io = io
     io_token.run_sync_soon(io.attach, shell, runner, comms,
                            functools.partial(ShellRunner, shell, services, comms), debugger)
-    remove_listener = None
     if threading.current_thread() is threading.main_thread():
-        remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
-    return _ShellSide(shell, comms, debugger, remove_listener)
+        side.undo.append(_sigint.add_listener(lambda: io.post(io.interrupt)))
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:

@@ -3,8 +3,9 @@
 ``builtins.input`` and ``getpass.getpass`` are replaced once per process by functions that
 ask the *current cell* (a context variable), so cells of several kernels, and several cells
 of one kernel waiting at once, each get their own answer: replies are matched to requests
-by the request's msg_id, and only the first reply to a request counts. Outside a cell the originals run. The waiting thread blocks (like
-``input()`` always does); it wakes every 100 ms so that an asynchronous KeyboardInterrupt
+by the request's msg_id, and only the first reply to a request counts (a duplicate is
+dropped). Outside a cell the originals run. The waiting thread blocks (like ``input()``
+always does); it wakes every 100 ms so that an asynchronous KeyboardInterrupt
 (an interrupted thread cell) is seen, and on the main thread SIGINT interrupts the wait.
 """
 
