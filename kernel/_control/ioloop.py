@@ -164,23 +164,26 @@ class IOLoop:
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
         tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
-        async with trio.open_nursery() as sockets_nursery:
+        try:
+            async with trio.open_nursery() as sockets_nursery:
+                for channel, task in tasks.items():
+                    sockets_nursery.start_soon(task.run, self._receiver(channel),
+                                               self.outboxes[channel], self._encode)
+                with self._stop_scope:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        nursery.start_soon(self._dispatch)
+                        self._on_ready(self)
+                        await trio.sleep_forever()
+                sockets_nursery.cancel_scope.cancel()
+            # The last replies and statuses (a shutdown_reply, the final idle) still go out.
+            deadline = time.monotonic() + 2.0
             for channel, task in tasks.items():
-                sockets_nursery.start_soon(task.run, self._receiver(channel),
-                                           self.outboxes[channel], self._encode)
-            with self._stop_scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    nursery.start_soon(self._dispatch)
-                    self._on_ready(self)
-                    await trio.sleep_forever()
-            sockets_nursery.cancel_scope.cancel()
-        # The last replies and statuses (a shutdown_reply, the final idle) still go out.
-        deadline = time.monotonic() + 2.0
-        for channel, task in tasks.items():
-            task.flush(self.outboxes[channel], self._encode, deadline)
-        for outbox in self.outboxes.values():
-            outbox.close()
+                task.flush(self.outboxes[channel], self._encode, deadline)
+        finally:
+            # Also when the loop failed: a writer held by back-pressure must not wait forever.
+            for outbox in self.outboxes.values():
+                outbox.close()
 
     def all_running_cells(self) -> list[RunningCell]:
         """Running cells of every shell (I/O loop)."""
