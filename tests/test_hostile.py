@@ -125,6 +125,20 @@ def test_interrupt_reaches_only_user_code_of_many_thread_cells(tmp_path: Path) -
         k.assert_clean_log()
 
 
+def test_interrupt_reaches_blocking_code_in_a_task_the_cell_started(tmp_path: Path) -> None:
+    """The SIGINT escalation finds the cell of a task it started (its context), so blocking
+    code there is interrupted too, and reported as the KeyboardInterrupt it is."""
+    with raw_kernel(tmp_path) as k:
+        msg_id = k.submit("import trio\nasync def spin():\n    while True:\n        pass\n"
+                          "print('go', flush=True)\nasync with trio.open_nursery() as nursery:\n"
+                          "    nursery.start_soon(spin)")
+        k.started(msg_id)
+        k.interrupt()
+        assert k.reply(msg_id)["ename"] == "KeyboardInterrupt"
+        assert k.run("print('alive')")["status"] == "ok"
+        k.assert_clean_log()
+
+
 CATCH_AND_CLEAN_UP = {
     "sync cleanup": ("import time\nn = 0\ntry:\n    print('go', flush=True)\n    while True:\n        pass\n"
                      "except KeyboardInterrupt:\n    n += 1\n    time.sleep(0.8)\nprint('cleaned', n)"),

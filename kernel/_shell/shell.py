@@ -52,6 +52,13 @@ def is_cancellation(exc: BaseException | None) -> bool:
     return False
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, or a group of them (one raised in a task the cell started)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_interrupt(e) for e in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
+
+
 class CellDisplayHook(DisplayHook):
     """Publishes a cell's last expression as ``execute_result`` to that cell."""
 
@@ -243,7 +250,7 @@ class TrioShell(InteractiveShell):
                 if result is not None:
                     result.trio_cancelled = exc
                 return True
-            if isinstance(exc, KeyboardInterrupt):
+            if _is_interrupt(exc):
                 # An interrupt must answer fast: a plain traceback (about 1 ms) instead of
                 # IPython's highlighted one, and none stored in history (another 50 ms).
                 self._report_interrupt(exc)
@@ -271,7 +278,7 @@ class TrioShell(InteractiveShell):
             cell.iopub.write_stream(cell.parent, "stderr", note)
 
     @trio.lowlevel.enable_ki_protection
-    def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
+    def _report_interrupt(self, exc: BaseException) -> None:
         """A plain traceback of the user's frames (the kernel's SIGINT handler left out).
 
         When the cell's timeout sent the KeyboardInterrupt, the cell failed with a
@@ -283,6 +290,8 @@ class TrioShell(InteractiveShell):
             content = _replies.timeout_error(running.timeout or 0.0)
             self._publish_error(content)
             return
+        while isinstance(exc, BaseExceptionGroup):  # raised in a task the cell started
+            exc = exc.exceptions[0]
         lines = ["Traceback (most recent call last):\n"]
         for frame in traceback.extract_tb(exc.__traceback__):
             if frame.filename.startswith(_PACKAGE_DIR):
