@@ -209,7 +209,7 @@ class TrioShell(InteractiveShell):
         leaked = _close_leaked_scopes(task, before)
         cancelled = getattr(result, "trio_cancelled", None)
         if cancelled is not None and trio.current_effective_deadline() != -math.inf:
-            result.trio_cancelled = None
+            result.trio_cancelled = None  # type: ignore[attr-defined]  # ours, set by run_code
             result.error_in_exec = cancelled
             self._report(cancelled)
         if leaked:

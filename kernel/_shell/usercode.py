@@ -24,7 +24,7 @@ Runs on the thread of the cell's trio loop.
 from __future__ import annotations
 
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Generator
 from typing import Any
 
 import trio
@@ -33,7 +33,7 @@ from .._control.interrupt import UserCodeGate
 
 
 @trio.lowlevel.disable_ki_protection
-def _resume(coro: Coroutine[Any, Any, Any], box: list[Any], value: Any, error: BaseException | None) -> None:
+def _resume(coro: types.CoroutineType[Any, Any, Any], box: list[Any], value: Any, error: BaseException | None) -> None:
     if error is not None:
         box.extend(map(coro.throw, (error,)))
     else:
@@ -80,7 +80,7 @@ class UserCoroutine:
     The coroutine's return value is dropped (a cell block's coroutine returns None).
     """
 
-    def __init__(self, gate: UserCodeGate, coro: Coroutine[Any, Any, Any]) -> None:
+    def __init__(self, gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> None:
         self._gate = gate
         self._coro = coro
 
@@ -89,7 +89,7 @@ class UserCoroutine:
 
 
 @trio.lowlevel.enable_ki_protection
-def _drive(gate: UserCodeGate, coro: Coroutine[Any, Any, Any]) -> Generator[Any, Any, None]:
+def _drive(gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> Generator[Any, Any, None]:
     value: Any = None
     error: BaseException | None = None
     while True:
