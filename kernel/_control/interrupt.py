@@ -27,7 +27,7 @@ import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -103,6 +103,16 @@ class RunningCell:
     """The I/O loop's scope of this cell's timeout watch, cancelled when the cell ends."""
 
 
+def _on_cell_loop(cell: RunningCell, callback: Callable[[trio.Event], None], event: trio.Event) -> bool:
+    """Run ``callback(event)`` on the cell's loop; False when that loop is gone (any failure
+    to reach it, ``RunFinishedError`` or other, means there is nothing left to stop)."""
+    try:
+        cell.token.run_sync_soon(callback, event)
+    except Exception:
+        return False
+    return True
+
+
 class Interrupter:
     """Stops running cells; every method runs on the I/O loop."""
 
@@ -122,32 +132,46 @@ class Interrupter:
                     nursery.start_soon(self._stop_one, cell)
 
     async def _stop_one(self, cell: RunningCell) -> None:
-        acked = trio.Event()
+        """Cancel ``cell`` on its loop, then escalate while the loop stops answering.
+
+        The loop may answer (run the cancel) and still be held afterwards by blocking code
+        in a task the cell started, which no cancel reaches; so after an answer the loop is
+        asked again, and escalated if it stops answering, but then never into a step of
+        the cell's own coroutine: that is the cell cleaning up after the cancel.
+        """
         io_token = self.io_token
 
-        def cancel_on_cell_loop() -> None:
+        def answer(event: trio.Event) -> None:
+            with contextlib.suppress(Exception):  # the I/O loop is gone: nobody waits
+                io_token.run_sync_soon(event.set)
+
+        def cancel_on_cell_loop(event: trio.Event) -> None:
             """On the cell's loop; never raises (that would crash the loop)."""
             if cell.gate.owed():  # no KeyboardInterrupt reached it: the cancel does the work
                 cell.scope.cancel()
-            with contextlib.suppress(Exception):  # the I/O loop is gone: nobody waits
-                io_token.run_sync_soon(acked.set)
+            answer(event)
 
-        try:
-            cell.token.run_sync_soon(cancel_on_cell_loop)
-        except Exception:  # RunFinishedError or any other: that loop is gone
+        answered = trio.Event()
+        if not _on_cell_loop(cell, cancel_on_cell_loop, answered):
             return
+        cancelled = False
         wait = self.grace
         for _ in range(self.attempts):
             with trio.move_on_after(wait):
-                await acked.wait()
-                return
+                await answered.wait()
             if cell.finished or not cell.gate.owed():
                 return
-            log.debug("cell on thread %s did not confirm the cancel in %.0f ms: escalating",
-                      cell.thread_id, wait * 1000)
-            self._escalate(cell)
+            if answered.is_set():
+                cancelled = True
+                answered = trio.Event()
+                if not _on_cell_loop(cell, answer, answered):
+                    return
+            elif not (cancelled and cell.gate.in_user_code):
+                log.debug("cell on thread %s: its loop did not answer in %.0f ms: escalating",
+                          cell.thread_id, wait * 1000)
+                self._escalate(cell)
             wait = max(wait * 5, 0.25)
-        log.warning("cell on thread %s did not stop after %d attempts", cell.thread_id, self.attempts)
+        log.info("cell on thread %s still runs after %d attempts", cell.thread_id, self.attempts)
 
     def _escalate(self, cell: RunningCell) -> None:
         if cell.thread_id == threading.main_thread().ident:
