@@ -36,7 +36,7 @@ from tests._fuzzhelpers import (
     wait_ready,
     wait_until,
 )
-from tests.harness import KERNEL_NAME, Frontend, stdout_of
+from tests.harness import KERNEL_NAME, Frontend, running_kernel, stdout_of
 
 
 def _reply(kc: BlockingKernelClient, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -207,3 +207,100 @@ def test_heartbeat_answers_while_a_cell_holds_the_shell(fresh_kernel: Frontend, 
     reply = fresh_kernel.shell_reply(msg_id)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
     print(f"\nheartbeat worst round trip while a cell blocks: {worst * 1000:.1f} ms")
+
+
+@pytest.mark.parametrize("kernel_name", [KERNEL_NAME, "python3"])
+def test_heartbeat_answers_while_a_c_call_holds_the_gil(kernel_name: str) -> None:
+    """A catastrophic regular expression holds the GIL for seconds; the heartbeat, an echo in
+    C that never needs the GIL, still answers at once. (ipykernel's heartbeat is a zmq
+    device too, and answers as well.)"""
+    with running_kernel(kernel_name) as fe:
+        info = fe.km.get_connection_info()
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+        try:
+            msg_id = fe.kc.execute("import re, time\ntime.sleep(0.3)\nt = time.monotonic()\n"
+                                   "re.match(r'(a+)+$', 'a' * 25 + 'b')\nprint(time.monotonic() - t)")
+            # Ping from before the cell starts until its reply is in: the pings span the regex.
+            rounds: list[float] = []
+            reply = None
+            while reply is None:
+                rounds.append(_ping(sock, f"ping {len(rounds)}".encode(), timeout=10.0))
+                while reply is None and fe.kc.shell_channel.msg_ready():
+                    msg = fe.kc.get_shell_msg(timeout=1)
+                    reply = msg if msg["parent_header"].get("msg_id") == msg_id else None
+            assert reply["content"]["status"] == "ok"
+            held = float(stdout_of(fe.outputs_until_idle(msg_id)).split()[-1])
+        finally:
+            sock.close(0)
+            ctx.term()
+    assert held > 1.0, "the regular expression was too quick to hold the GIL for long"
+    print(f"\n{kernel_name}: held {held:.1f} s, {len(rounds)} pings, worst {max(rounds):.3f} s")
+    assert max(rounds) < 0.5, f"{kernel_name}: worst heartbeat round trip {max(rounds):.2f} s"
+
+
+BLOCKING_CELLS = {
+    "busy loop": "print('waiting', flush=True)\nwhile True:\n    pass",
+    "time.sleep": "import time\nprint('waiting', flush=True)\ntime.sleep(1000)",
+    "swallows KeyboardInterrupt": ("print('waiting', flush=True)\nwhile True:\n    try:\n        while True:\n"
+                                   "            pass\n    except KeyboardInterrupt:\n        pass"),
+}
+
+
+@pytest.mark.parametrize("cell", list(BLOCKING_CELLS))
+def test_sigterm_ends_a_kernel_whose_main_thread_is_blocked(tmp_path: Path, cell: str) -> None:
+    """SIGTERM while a cell holds the main thread: the kernel exits (the cell is interrupted,
+    or, if it swallows KeyboardInterrupt, the process ends after a grace period) and removes
+    the connection file it wrote."""
+    runtime = tmp_path / "runtime"
+    with kernel_process(tmp_path, None, env={"JUPYTER_RUNTIME_DIR": str(runtime)}) as kp:
+        path = own_connection_file(kp)
+        info = json.loads(path.read_text())
+        wait_ready(info)
+        with RawChannel(info) as shell, subscribe(info) as sub:
+            msg_id = shell.send("execute_request", {"code": BLOCKING_CELLS[cell]})
+            wait_for_text(sub, msg_id, "waiting")
+            kp.proc.send_signal(signal.SIGTERM)
+            assert kp.proc.wait(10) == 0, kp.log_text()
+        assert not path.exists(), "the kernel left its connection file behind"
+
+
+def test_sigterm_ends_a_kernel_waiting_for_input(tmp_path: Path) -> None:
+    path, info = new_connection_file(tmp_path)
+    with kernel_process(tmp_path, path) as kp:
+        wait_ready(info)
+        kc = BlockingKernelClient()
+        kc.load_connection_info(info)
+        kc.start_channels()
+        try:
+            kc.execute("input('name? ')", allow_stdin=True)
+            assert kc.get_stdin_msg(timeout=TIMEOUT)["msg_type"] == "input_request"
+            kp.proc.send_signal(signal.SIGTERM)
+            assert kp.proc.wait(10) == 0, kp.log_text()
+        finally:
+            kc.stop_channels()
+
+
+@pytest.mark.parametrize("cell", ["busy loop", "time.sleep"])
+def test_kernel_exits_when_its_parent_dies_while_a_cell_blocks(tmp_path: Path, cell: str) -> None:
+    path, info = new_connection_file(tmp_path)
+    kernel = None
+    with subprocess.Popen([sys.executable, "-c", PARENT, str(path), str(tmp_path / "kernel.log")],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as parent:
+        try:
+            assert parent.stdout is not None
+            kernel = int(parent.stdout.readline())
+            wait_ready(info)
+            with RawChannel(info) as shell, subscribe(info) as sub:
+                msg_id = shell.send("execute_request", {"code": BLOCKING_CELLS[cell]})
+                wait_for_text(sub, msg_id, "waiting")
+                parent.kill()
+                parent.wait(TIMEOUT)
+                wait_until(lambda: gone(kernel), 8.0, "the orphaned kernel to exit")
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+            if kernel is not None and not gone(kernel):
+                os.kill(kernel, signal.SIGKILL)

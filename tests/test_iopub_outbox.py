@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 import trio
 import trio.testing
 
 from kernel._core.wire import Outgoing
-from kernel._transport.iopub import HOLD_SECONDS, MAX_MESSAGE_CHARS, IOPubOutbox
+from kernel._transport.iopub import HOLD_SECONDS, MAX_MESSAGE_BYTES, IOPubOutbox
 
 
 def _content(out: Outgoing) -> dict:
@@ -41,12 +42,23 @@ async def test_large_output_is_split_into_bounded_messages() -> None:
     box = IOPubOutbox(trio.lowlevel.current_trio_token(), max_pending=1 << 30)
     parent = {"msg_id": "p"}
     line = "x" * 1000 + "\n"
-    for _ in range(3 * MAX_MESSAGE_CHARS // len(line)):
+    for _ in range(3 * MAX_MESSAGE_BYTES // len(line)):
         box.write_stream(parent, "stdout", line)
     out = box.take_all()
     assert len(out) >= 3
-    assert all(len(o.content["text"]) <= MAX_MESSAGE_CHARS + len(line) for o in out)
-    assert "".join(o.content["text"] for o in out) == line * (3 * MAX_MESSAGE_CHARS // len(line))
+    assert all(len(o.content["text"]) <= MAX_MESSAGE_BYTES for o in out)
+    assert "".join(o.content["text"] for o in out) == line * (3 * MAX_MESSAGE_BYTES // len(line))
+
+
+@pytest.mark.parametrize("text", ["x" * (5 * MAX_MESSAGE_BYTES + 7), "é\ud800€😀" * MAX_MESSAGE_BYTES])
+async def test_one_huge_write_is_split_into_bounded_messages(text: str) -> None:
+    """A single line far over the bound (one ``print`` of 100 MB, say) is split too."""
+    box = IOPubOutbox(trio.lowlevel.current_trio_token(), max_pending=1 << 30)
+    box.write_stream({"msg_id": "p"}, "stdout", text)
+    out = box.take_all(final=True)
+    sizes = [len(o.content["text"].encode("utf-8", "surrogatepass")) for o in out]
+    assert max(sizes) <= MAX_MESSAGE_BYTES and len(out) > 1
+    assert "".join(o.content["text"] for o in out) == text
 
 
 async def test_writer_waits_while_too_much_is_pending() -> None:

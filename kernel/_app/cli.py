@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from typing import Any
 
@@ -129,41 +128,37 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     import trio
 
+    from .._app.parent import ExitWatch
     from .._control import sigint as _sigint
 
+    def remove_own_file() -> None:
+        if bound.owns_file:
+            bound.connection_file.unlink(missing_ok=True)
+
+    watch = ExitWatch(remove_own_file)
     _sigint.install()
+    watch.start()
     try:
-        trio.run(_serve, bound, RunMode(args.default_mode), history)
+        trio.run(_serve, bound, RunMode(args.default_mode), history, watch)
     except KeyboardInterrupt:
         return 130
+    finally:
+        watch.close()
     return 0
 
 
-async def _serve(bound: Any, default_mode: RunMode, history: str | None) -> None:
+async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: Any) -> None:
     import trio
 
     from .._app.kernel import kernel_on
-    from .._app.parent import watch_parent
 
     async with kernel_on(bound, default_mode=default_mode, history_file=history) as kernel:
         if bound.owns_file:
             print(f"To connect another client to this kernel, use:\n"
                   f"    jupyter console --existing {kernel.connection_file}", file=sys.__stderr__)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_until, kernel.wait_for_shutdown, nursery.cancel_scope)
-            nursery.start_soon(_until, _sigterm, nursery.cancel_scope)
-            nursery.start_soon(_until, watch_parent, nursery.cancel_scope)
-
-
-async def _until(waiter, scope) -> None:  # type: ignore[no-untyped-def]
-    """Cancel ``scope`` (ending the kernel) when ``waiter`` returns."""
-    await waiter()
-    scope.cancel()
-
-
-async def _sigterm() -> None:
-    import trio
-
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
+        token = trio.lowlevel.current_trio_token()
+        watch.serving(lambda: kernel.stop_threadsafe(token))  # called from the watch thread
+        try:
+            await kernel.wait_for_shutdown()
+        finally:
+            watch.serving(None)

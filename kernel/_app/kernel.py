@@ -4,7 +4,7 @@ The nursery tree and thread layout (the architecture in one place)::
 
     open_kernel()                          caller's trio loop: the main shell's loop
     └── nursery
-        ├── _own_heartbeat                 own_thread: the heartbeat thread (zmq echo, no trio)
+        ├── _own_heartbeat                 own_thread: the heartbeat thread (zmq proxy in C, no GIL)
         ├── _own_io_thread                 own_thread: the I/O thread and its trio loop
         │   └── IOLoop nursery             (I/O thread; never runs user code)
         │       ├── SocketTask x4          shell, control, stdin, iopub: the only code that
@@ -42,6 +42,7 @@ package) are reference-counted: each open kernel holds one, and closing undoes i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -60,7 +61,7 @@ from .._control.ioloop import IOLoop
 from .._core.enums import Channel, RunMode
 from .._core.wire import make_session
 from .._transport.connection import BoundSockets, ConnectionInfo, bind_kernel_sockets
-from .._transport.heartbeat import serve_heartbeat
+from .._transport.heartbeat import HeartbeatControl, serve_heartbeat
 from .._transport.loops import call_soon, own_thread
 
 if TYPE_CHECKING:
@@ -94,6 +95,18 @@ class Kernel:
     def _request_shutdown(self, restart: bool) -> None:
         self.restart_requested = restart
         self._shutdown.set()
+
+    def stop_threadsafe(self, token: trio.lowlevel.TrioToken) -> None:
+        """End the kernel from any thread, also while a cell blocks the kernel's loop.
+
+        Every cell is interrupted first (from the I/O loop, escalating into blocking code),
+        so that the loop, ``token``'s, gets control back and sees the shutdown request.
+        """
+        io = self._io
+        if io is not None:
+            io.run_cells_stop(None, "shutdown", lambda: None)
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self._request_shutdown, False)
 
     async def _stop_cells(self, grace: float = 3.0) -> None:
         """Interrupt every running cell (thread cells too) before the nursery is cancelled."""
@@ -149,7 +162,7 @@ async def kernel_on(
     """
     session = make_session(bound.info.key, bound.info.signature_scheme)
     kernel = Kernel(bound.info, bound.connection_file)
-    shell_side: _ShellSide | None = None
+    shell_side = _ShellSide()
     app_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
@@ -157,9 +170,10 @@ async def kernel_on(
             io = await nursery.start(_own_io_thread, session, bound.sockets, kernel)
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
-            shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
-                                                 default_timeout, history_file)
-            assert io.status is not None  # made when the I/O loop started
+            await _start_shell_side(nursery, io, kernel, shell_side, namespace, default_mode,
+                                    default_timeout, history_file)
+            if io.status is None:
+                raise RuntimeError("the I/O loop reported ready before its status tracker existed")
             io.status.starting()
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
@@ -177,75 +191,63 @@ async def kernel_on(
         if app_error is not None:
             raise app_error
     finally:
-        if shell_side is not None:
-            shell_side.close()  # first: it removes the SIGINT listener that reaches the I/O loop
+        shell_side.close()  # first: it removes the SIGINT listener that reaches the I/O loop
         bound.close()
 
 
 @attrs.define
 class _ShellSide:
-    """What ``_start_shell_side`` built, and how to take it down again."""
+    """What ``_start_shell_side`` built, and how to take it down again.
 
-    shell: TrioShell
-    comms: CommManager
-    latest_cell: LatestCell
+    Each process-wide install is recorded in ``undo`` right after it succeeds, so that a
+    failure half-way through start-up undoes exactly what was done (``close``).
+    """
+
+    undo: list[Callable[[], None]] = attrs.field(factory=list)
     debugger: Debugger | None = None
-    remove_sigint_listener: Callable[[], None] | None = None
 
     def close(self) -> None:
-        from .._shell import comms as _comms
-        from .._shell import stdin as _stdin
-        from .._shell import streams as _streams
-        from .._shell import threads as _threads
-        from .._shell.cell import unregister_fallback
-        from .._shell.shell import close_shell
-
-        if self.remove_sigint_listener is not None:
-            self.remove_sigint_listener()
-        unregister_fallback(self.latest_cell)
-        _comms.uninstall()
-        _threads.uninstall()
-        _stdin.uninstall()
-        _streams.uninstall()
-        close_shell(self.shell)
+        """Undo the installs, newest first."""
+        while self.undo:
+            self.undo.pop()()
 
 
-async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
+async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, side: _ShellSide,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
-                            default_timeout: float | None, history_file: str | None) -> _ShellSide:
-    """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
+                            default_timeout: float | None, history_file: str | None) -> None:
+    """Import IPython, build the shell and its runner, and hand them to the I/O loop.
+
+    Fills ``side`` as it goes, recording how to undo each step right after it succeeds;
+    the caller closes it, also when this fails half-way.
+    """
     from .._shell import comms as _comms
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
-    from .._shell.cell import LatestCell, register_fallback
+    from .._shell.cell import LatestCell, register_fallback, unregister_fallback
     from .._shell.comms import CommManager
     from .._shell.payloads import CellPayloads
-    from .._shell.shell import make_shell
+    from .._shell.shell import close_shell, make_shell
 
+    if io.iopub is None or io.stdin is None or io.token is None or io.status is None:
+        raise RuntimeError("the I/O loop reported ready before its outboxes existed")
     shell = kernel.shell = make_shell(namespace, history_file)
+    side.undo.append(functools.partial(close_shell, shell))
     shell.default_run_mode = default_mode
     shell.payload_manager = CellPayloads(parent=shell)
-    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
-    # Every install below is undone by _ShellSide.close: by the caller once this returns,
-    # here if anything fails before.
-    _streams.install()
-    _stdin.install()
-    _threads.install()
-    _comms.install()
+    # Process-wide patches are reference-counted; each is undone by ``side.close``.
+    for module in (_streams, _stdin, _threads, _comms):
+        module.install()
+        side.undo.append(module.uninstall)
     latest_cell = LatestCell()
     register_fallback(latest_cell)
+    side.undo.append(functools.partial(unregister_fallback, latest_cell))
     comms = CommManager(io.iopub)
-    side = _ShellSide(shell, comms, latest_cell)
-    try:
-        await _start_runner(side, nursery, io, kernel, default_timeout)
-    except BaseException:
-        side.close()
-        raise
-    return side
+    await _start_runner(side, nursery, io, kernel, shell, comms, latest_cell, default_timeout)
 
 
 async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
+                        shell: TrioShell, comms: CommManager, latest_cell: LatestCell,
                         default_timeout: float | None) -> None:
     """Start the main shell's runner and hand the shell to the I/O loop."""
     from .._debugger.debugger import Debugger
@@ -253,8 +255,8 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
     from .._shell.runner import ShellRunner
     from .._shell.services import Services
 
-    shell, comms = side.shell, side.comms
-    assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
+    if io.iopub is None or io.stdin is None or io.token is None or io.status is None:
+        raise RuntimeError("the I/O loop reported ready before its outboxes existed")
     services = Services(
         iopub=io.iopub,
         status_tracker=io.status,
@@ -263,34 +265,37 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
         watch_deadline=io.watch_deadline,
         stdin_request=io.stdin.request,
         spawn_thread=io.spawn_thread,
-        latest_cell=side.latest_cell,
+        latest_cell=latest_cell,
         default_timeout=default_timeout,
     )
     runner = ShellRunner(shell, services, comms)
-    activate(comms)
+    activate(comms)  # a context variable of the runner's task: nothing to undo
     await nursery.start(runner.run)
-    io_token = io.token
-    debugger = side.debugger = Debugger(
+    side.debugger = debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,
     )
     kernel._io = io
-    call_soon(io_token, io.attach, shell, runner, comms,
+    call_soon(io.token, io.attach, shell, runner, comms,
               functools.partial(ShellRunner, shell, services, comms), debugger, default_timeout)
     if threading.current_thread() is threading.main_thread():
-        side.remove_sigint_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
+        side.undo.append(_sigint.add_listener(lambda: io.post(io.interrupt)))
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
-    """Run the heartbeat thread; on cancellation tell it to stop, then wait for it."""
-    stop = threading.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(functools.partial(own_thread, serve_heartbeat, sock, stop, name="heartbeat thread"))
-        task_status.started()
-        try:
-            await trio.sleep_forever()
-        finally:
-            stop.set()
+    """Run the heartbeat thread; on cancellation tell its proxy to stop, then wait for it."""
+    control = HeartbeatControl.open(sock.context)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(own_thread, serve_heartbeat, sock, control,
+                                                 name="heartbeat thread"))
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                control.stop()
+    finally:
+        control.close()
 
 
 async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],

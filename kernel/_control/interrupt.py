@@ -7,21 +7,27 @@ which lives on the I/O loop, asks each cell's loop to cancel and waits a short g
 for the loop to confirm. A cell whose loop stays silent is escalated:
 
 - on the main thread, with ``SIGINT`` to that thread; ``_sigint`` raises KeyboardInterrupt
-  only where trio's KeyboardInterrupt protection is off, which the shell turns off exactly
-  around user code (``TrioShell.run_code``), so it never lands in kernel or trio code;
+  only where trio's KeyboardInterrupt protection is off, which is exactly while a step of
+  user code runs (``_shell.usercode``), and only into the cell being interrupted;
 - on a worker thread, with an asynchronous ``KeyboardInterrupt`` set on that thread
-  (``PyThreadState_SetAsyncExc``), delivered at its next bytecode.
+  (``PyThreadState_SetAsyncExc``) while, under the cell's gate lock, it runs a step of
+  user code; one that arrives just after the step is kept and thrown in at the next one.
 
-Escalation repeats a few times, because a blocking C call only sees the exception once it
-returns to Python.
+One interrupt is one KeyboardInterrupt: each ``stop`` is a round (``UserCodeGate.asked``),
+and once a round's KeyboardInterrupt is raised (``delivered``) nothing more is sent for it,
+neither a repeated escalation nor the cancel, so a cell that catches it can clean up, even
+with ``await``. Escalation repeats a few times otherwise, because a blocking C call only
+sees the exception once it returns to Python. A cell's loop that cannot be reached
+(finished, or any failure of ``run_sync_soon``) is a loop that is gone: nothing to stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -29,6 +35,51 @@ import trio
 from .._control import sigint as _sigint
 
 log = logging.getLogger("kernel.interrupt")
+
+
+class UserCodeGate:
+    """Whether a cell's user code runs right now, and the KeyboardInterrupts owed to it.
+
+    ``in_user_code`` and ``pending`` are written by the cell's own thread (``usercode``)
+    under ``lock``; the interrupter reads them under ``lock`` before raising in a worker
+    thread, so an asynchronous exception is set only while a step of user code runs.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_user_code = False
+        self.pending: BaseException | None = None
+        self.asked = 0
+        """Interrupt rounds asked for (I/O loop)."""
+        self.delivered = 0
+        """Rounds answered by a KeyboardInterrupt raised in (or kept for) the cell."""
+
+    def enter(self) -> BaseException | None:
+        """Mark user code as running; return a kept exception to raise in it first."""
+        with self.lock:
+            self.in_user_code = True
+            pending, self.pending = self.pending, None
+        return pending
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_user_code = False
+
+    def keep(self, exc: BaseException) -> None:
+        """An exception that arrived outside a step: thrown in at the next step."""
+        with self.lock:
+            self.pending = self.pending or exc
+
+    def owed(self) -> bool:
+        """An interrupt round is open and no KeyboardInterrupt was raised for it yet."""
+        return self.delivered < self.asked
+
+    def claim(self) -> bool:
+        """Take the open round's KeyboardInterrupt (False when none is owed)."""
+        if not self.owed():
+            return False
+        self.delivered = self.asked
+        return True
 
 
 @attrs.define(eq=False)
@@ -44,10 +95,22 @@ class RunningCell:
     reason: str | None = None
     """Why the cell was stopped: ``"interrupt"``, ``"timeout"`` or ``"shutdown"``; set once."""
     finished: bool = False
-    in_user_code: bool = False
-    """Set by the shell around user code: a worker thread is only escalated while it runs it."""
+    gate: UserCodeGate = attrs.field(factory=UserCodeGate)
+    """When user code runs, and the KeyboardInterrupts owed to the cell."""
+    signal_blocked: bool = False
+    """An escalation found the SIGINT handler replaced by user code (the cell is told)."""
     watcher: trio.CancelScope | None = None
     """The I/O loop's scope of this cell's timeout watch, cancelled when the cell ends."""
+
+
+def _on_cell_loop(cell: RunningCell, callback: Callable[[trio.Event], None], event: trio.Event) -> bool:
+    """Run ``callback(event)`` on the cell's loop; False when that loop is gone (any failure
+    to reach it, ``RunFinishedError`` or other, means there is nothing left to stop)."""
+    try:
+        cell.token.run_sync_soon(callback, event)
+    except Exception:
+        return False
+    return True
 
 
 class Interrupter:
@@ -65,41 +128,66 @@ class Interrupter:
                 if not cell.finished:
                     if cell.reason is None:
                         cell.reason = reason
+                    cell.gate.asked += 1
                     nursery.start_soon(self._stop_one, cell)
 
     async def _stop_one(self, cell: RunningCell) -> None:
-        acked = trio.Event()
+        """Cancel ``cell`` on its loop, then escalate while the loop stops answering.
 
-        def cancel_on_cell_loop() -> None:
-            cell.scope.cancel()
-            self.io_token.run_sync_soon(acked.set)
+        The loop may answer (run the cancel) and still be held afterwards by blocking code
+        in a task the cell started, which no cancel reaches; so after an answer the loop is
+        asked again, and escalated if it stops answering, but then never into a step of
+        the cell's own coroutine: that is the cell cleaning up after the cancel.
+        """
+        io_token = self.io_token
 
-        try:
-            cell.token.run_sync_soon(cancel_on_cell_loop)
-        except trio.RunFinishedError:
+        def answer(event: trio.Event) -> None:
+            with contextlib.suppress(Exception):  # the I/O loop is gone: nobody waits
+                io_token.run_sync_soon(event.set)
+
+        def cancel_on_cell_loop(event: trio.Event) -> None:
+            """On the cell's loop; never raises (that would crash the loop)."""
+            if cell.gate.owed():  # no KeyboardInterrupt reached it: the cancel does the work
+                cell.scope.cancel()
+            answer(event)
+
+        answered = trio.Event()
+        if not _on_cell_loop(cell, cancel_on_cell_loop, answered):
             return
+        cancelled = False
         wait = self.grace
         for _ in range(self.attempts):
             with trio.move_on_after(wait):
-                await acked.wait()
+                await answered.wait()
+            if cell.finished or not cell.gate.owed():
                 return
-            if cell.finished:
-                return
-            log.debug("cell on thread %s did not confirm the cancel in %.0f ms: escalating",
-                      cell.thread_id, wait * 1000)
-            self._escalate(cell)
+            if answered.is_set():
+                cancelled = True
+                answered = trio.Event()
+                if not _on_cell_loop(cell, answer, answered):
+                    return
+            elif not (cancelled and cell.gate.in_user_code):
+                log.debug("cell on thread %s: its loop did not answer in %.0f ms: escalating",
+                          cell.thread_id, wait * 1000)
+                self._escalate(cell)
             wait = max(wait * 5, 0.25)
-        log.warning("cell on thread %s did not stop after %d attempts", cell.thread_id, self.attempts)
+        log.info("cell on thread %s still runs after %d attempts", cell.thread_id, self.attempts)
 
     def _escalate(self, cell: RunningCell) -> None:
         if cell.thread_id == threading.main_thread().ident:
             if _sigint.installed():
                 _sigint.escalate(cell.thread_id)
+            elif _sigint.replaced():
+                cell.signal_blocked = True
+                log.info("blocking main-thread cell replaced the SIGINT handler: cannot escalate")
             else:
                 log.info("blocking main-thread cell: no SIGINT handler of ours, cannot escalate")
             return
-        if not cell.in_user_code:
-            return  # between blocks, or done: the cancel (or the next attempt) will do
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
-        )
+        gate = cell.gate
+        with gate.lock:
+            # Only inside a step of user code; between steps the cancel (or the next
+            # attempt) will do.
+            if gate.in_user_code and gate.claim():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(cell.thread_id), ctypes.py_object(KeyboardInterrupt)
+                )

@@ -182,26 +182,30 @@ class IOLoop:
         for channel in (Channel.SHELL, Channel.CONTROL):
             lane_send, lane_receive = trio.open_memory_channel[Arrival](LANE_BUFFER)
             lanes[channel] = (lane_send, lane_receive)
-        async with trio.open_nursery() as sockets_nursery:
+        try:
+            async with trio.open_nursery() as sockets_nursery:
+                for channel, task in tasks.items():
+                    receive, can_receive = self._receiver(channel, lanes)
+                    sockets_nursery.start_soon(task.run, receive, self.outboxes[channel], self._encode,
+                                               can_receive)
+                with self._stop_scope:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        for channel, (_, incoming) in lanes.items():
+                            feed_send, feed = trio.open_memory_channel[tuple[Message, int, Row]](0)
+                            nursery.start_soon(self._dispatch, incoming, tasks[channel], feed_send)
+                            nursery.start_soon(self._feed, feed)
+                        self._on_ready(self)
+                        await trio.sleep_forever()
+                sockets_nursery.cancel_scope.cancel()
+            # The last replies and statuses (a shutdown_reply, the final idle) still go out.
+            deadline = time.monotonic() + 2.0
             for channel, task in tasks.items():
-                receive, can_receive = self._receiver(channel, lanes)
-                sockets_nursery.start_soon(task.run, receive, self.outboxes[channel], self._encode, can_receive)
-            with self._stop_scope:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    for channel, (_, incoming) in lanes.items():
-                        feed_send, feed = trio.open_memory_channel[tuple[Message, int, Row]](0)
-                        nursery.start_soon(self._dispatch, incoming, tasks[channel], feed_send)
-                        nursery.start_soon(self._feed, feed)
-                    self._on_ready(self)
-                    await trio.sleep_forever()
-            sockets_nursery.cancel_scope.cancel()
-        # The last replies and statuses (a shutdown_reply, the final idle) still go out.
-        deadline = time.monotonic() + 2.0
-        for channel, task in tasks.items():
-            task.flush(self.outboxes[channel], self._encode, deadline)
-        for outbox in self.outboxes.values():
-            outbox.close()
+                task.flush(self.outboxes[channel], self._encode, deadline)
+        finally:
+            # Also when the loop failed: a writer held by back-pressure must not wait forever.
+            for outbox in self.outboxes.values():
+                outbox.close()
 
     def all_running_cells(self) -> list[RunningCell]:
         """Running cells of every shell (I/O loop)."""
@@ -393,7 +397,12 @@ class IOLoop:
     async def _subshell_request(self, handler: Handler, content: dict[str, Any]) -> dict[str, Any]:
         assert self.subshells is not None
         if handler is Handler.CREATE_SUBSHELL:
-            return {"status": "ok", "subshell_id": await self.subshells.create()}
+            from .._control.subshells import SubshellStartError
+
+            try:
+                return {"status": "ok", "subshell_id": await self.subshells.create()}
+            except SubshellStartError as exc:
+                return {"status": "error", **_replies.error_content("RuntimeError", str(exc), [str(exc)])}
         if handler is Handler.LIST_SUBSHELL:
             return {"status": "ok", "subshell_id": self.subshells.ids()}
         subshell_id = content.get("subshell_id")

@@ -2,11 +2,16 @@
 
 Installed by ``python -m kernel`` *before* ``trio.run``, so trio keeps it instead of its
 own. A SIGINT is either our own escalation (``escalate``) or an external one
-(``interrupt_mode: signal``, Ctrl-C). An external one is also reported to every registered
-kernel so that awaiting cells and worker-thread cells are cancelled too. In both cases
-``KeyboardInterrupt`` is raised only when the interrupted frame is user code (trio's
-KeyboardInterrupt protection off); otherwise the handler returns and the cancel scopes,
-which the now-responsive loop will run, do the work.
+(``interrupt_mode: signal``, Ctrl-C). An external one is an interrupt request: it is
+reported to every registered kernel, whose I/O loop cancels the running cells and
+escalates where needed, exactly as for an ``interrupt_request``. An escalation raises
+``KeyboardInterrupt`` only into a cell that is owed one (``UserCodeGate.claim``: one per
+interrupt) and only where trio's KeyboardInterrupt protection is off, which is exactly
+while a step of user code runs (``_shell.usercode``); otherwise the handler returns and
+the cancel scopes, or the next escalation, do the work.
+
+User code can replace the handler (``signal.signal(SIGINT, ...)``); the shell checks after
+every block on the main thread and puts this one back (``restore``), telling the cell.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Callable
 from types import FrameType
 
 import trio
+
+from .._shell.cell import current_cell
 
 _listeners: list[Callable[[], None]] = []
 _state = {"installed": False, "escalating": False}
@@ -30,6 +37,19 @@ def install() -> None:
 
 def installed() -> bool:
     return bool(_state["installed"]) and signal.getsignal(signal.SIGINT) is _handler
+
+
+def replaced() -> bool:
+    """True when the kernel took SIGINT over and something else has it now."""
+    return bool(_state["installed"]) and signal.getsignal(signal.SIGINT) is not _handler
+
+
+def restore() -> bool:
+    """Put the kernel's handler back if user code replaced it (main thread); True if it did."""
+    if not replaced() or threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGINT, _handler)
+    return True
 
 
 def add_listener(callback: Callable[[], None]) -> Callable[[], None]:
@@ -47,10 +67,16 @@ def escalate(thread_id: int) -> None:
 def _handler(signum: int, frame: FrameType | None) -> None:
     # Python runs the handler once for signals that arrived together, so one call takes
     # every pending escalation (a counter would be left over and swallow a later Ctrl-C).
-    if _state["escalating"]:
-        _state["escalating"] = False
-    else:
+    if not _state["escalating"]:
         for callback in list(_listeners):
             callback()
-    if threading.current_thread() is threading.main_thread() and not trio.lowlevel.currently_ki_protected():
+        return
+    _state["escalating"] = False
+    if threading.current_thread() is not threading.main_thread() or trio.lowlevel.currently_ki_protected():
+        return
+    cell = current_cell.get()
+    running = cell.running if cell is not None else None
+    # No lock here: the gate's lock may be held by the very frame this handler interrupted;
+    # the main thread's gate is only claimed on the main thread.
+    if running is not None and not running.finished and running.gate.claim():
         raise KeyboardInterrupt

@@ -28,6 +28,12 @@ log = logging.getLogger("kernel.subshells")
 
 JOIN_GRACE = 2.0
 """Seconds a stopped subshell's thread may take to end before it is abandoned."""
+START_TIMEOUT = 10.0
+"""Seconds a new subshell may take to accept requests before its creation fails."""
+
+
+class SubshellStartError(Exception):
+    """A subshell that could not be started; the message is the error reply's evalue."""
 
 
 class Subshells:
@@ -53,14 +59,32 @@ class Subshells:
                 for cell in runner.running_cells(include_silent=True)]
 
     async def create(self) -> str:
-        """Start a subshell thread and return its id once it accepts requests."""
+        """Start a subshell thread and return its id once it accepts requests.
+
+        Bounded: a thread that ends during start-up, or is not ready within
+        ``START_TIMEOUT``, raises ``SubshellStartError`` (the request's error reply).
+        """
         subshell_id = str(uuid.uuid4())
         runner = self._make_runner(subshell_id)
         ready = trio.Event()
+        settled = trio.Event()  # ready, or the thread has ended
         token = trio.lowlevel.current_trio_token()
+
+        def on_ready() -> None:  # on the I/O loop
+            ready.set()
+            settled.set()
+
         await self._nursery.start(self._own, subshell_id, runner,
-                                  lambda: token.run_sync_soon(ready.set))
-        await ready.wait()
+                                  lambda: token.run_sync_soon(on_ready), settled)
+        with trio.move_on_after(START_TIMEOUT):
+            await settled.wait()
+        if not ready.is_set():
+            owner = self._owners.pop(subshell_id, None)
+            if owner is not None:
+                owner.cancel()
+            why = ("its thread ended during start-up" if settled.is_set()
+                   else f"it was not ready within {START_TIMEOUT:.0f} s")
+            raise SubshellStartError(f"the subshell could not be started: {why}")
         self._runners[subshell_id] = runner
         return subshell_id
 
@@ -76,8 +100,8 @@ class Subshells:
         self._owners.pop(subshell_id).cancel()
         return True
 
-    async def _own(self, subshell_id: str, runner: ShellRunner, on_ready: Callable[[], None], *,
-                   task_status: trio.TaskStatus[None]) -> None:
+    async def _own(self, subshell_id: str, runner: ShellRunner, on_ready: Callable[[], None],
+                   thread_ended: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
         """Run the subshell thread; when cancelled, stop its loop and wait for the thread.
 
         A thread still blocked after ``JOIN_GRACE`` (one long C call that no interrupt can
@@ -91,6 +115,7 @@ class Subshells:
                                  abandon_on_cancel=True)
             finally:
                 thread_done.set()
+                thread_ended.set()
                 self._runners.pop(subshell_id, None)
 
         with trio.CancelScope() as scope:
@@ -107,3 +132,4 @@ class Subshells:
                     if not thread_done.is_set():
                         log.warning("subshell %s is still blocked: its thread is abandoned", subshell_id)
                     nursery.cancel_scope.cancel()
+        self._owners.pop(subshell_id, None)

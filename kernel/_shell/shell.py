@@ -8,8 +8,9 @@
 - ``run_code`` is our own so that trio's ``Cancelled`` is *not* treated as a user error:
   IPython would print it and swallow it, which breaks the cancel scope that implements
   interrupt. The cancellation is stored on the ``ExecutionResult`` and re-raised by the
-  executor. ``run_code`` is also where KeyboardInterrupt protection is switched off, so a
-  SIGINT lands in user code and never in the kernel's own bookkeeping.
+  executor. ``run_code`` runs user code in steps (``_usercode``), the only place where an
+  escalated KeyboardInterrupt may land; ``run_cell_async`` repairs what a hostile cell
+  does to trio's cancellation (a scope left open, a stray ``Cancelled``).
 - Exception groups get a proper ``error`` message (IPython only prints them to stderr).
 - The pager, ``exit`` and ``set_next_input`` become execute_reply payloads, as frontends expect.
 """
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import bdb
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -27,14 +29,17 @@ from IPython.core import page, payloadpage
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.core.payload import PayloadManager
 
+from .._control import sigint as _sigint
+from .._control.interrupt import RunningCell, UserCodeGate
 from .._core import replies as _replies
 from .._core.enums import RunMode
 from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.usercode import UserCoroutine, run_block
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
 
@@ -46,6 +51,13 @@ def is_cancellation(exc: BaseException | None) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(is_cancellation(e) for e in exc.exceptions)
     return False
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, or a group of them (one raised in a task the cell started)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_interrupt(e) for e in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
 
 
 class CellDisplayHook(DisplayHook):
@@ -187,29 +199,58 @@ class TrioShell(InteractiveShell):
         cell.error = content
         cell.iopub.put(Outgoing("error", content, cell.parent))
 
-    @trio.lowlevel.disable_ki_protection
+    async def run_cell_async(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """IPython's cell pipeline, plus the repairs a hostile cell can make necessary.
+
+        A cell that leaves a ``trio.CancelScope`` open (``cs.__enter__()`` without exit)
+        would corrupt the cancel scope stack of the task that runs it: the scopes it left
+        are closed here and the cell fails. A ``trio.Cancelled`` that no cancelled scope
+        is waiting for (one the cell caught and raised again, or one of a scope it left
+        open) is the cell's error, not a cancellation: passed on, it would end the shell.
+        """
+        try:
+            task = trio.lowlevel.current_task()
+        except RuntimeError:  # not on a trio loop (IPython's own synchronous runner)
+            return await super().run_cell_async(*args, **kwargs)
+        before = getattr(task, "_cancel_status", None)
+        result = await super().run_cell_async(*args, **kwargs)
+        leaked = _close_leaked_scopes(task, before)
+        cancelled = getattr(result, "trio_cancelled", None)
+        if cancelled is not None and trio.current_effective_deadline() != -math.inf:
+            result.trio_cancelled = None  # type: ignore[attr-defined]  # ours, set by run_code
+            result.error_in_exec = cancelled
+            self._report(cancelled)
+        if leaked:
+            error = RuntimeError(f"the cell left {leaked} trio.CancelScope(s) open; "
+                                 "the kernel closed them (use `with` for cancel scopes)")
+            if result.error_in_exec is None:
+                result.error_in_exec = error
+            self._publish_error(_replies.error_content("RuntimeError", str(error), [
+                f"\x1b[0;31mRuntimeError\x1b[0m: {error}"]))
+        return result
+
     async def run_code(self, code_obj: Any, result: Any = None, *, async_: bool = False) -> bool:
         """Run one compiled block of a cell; True when it raised.
 
-        Unlike IPython's version, a trio cancellation is recorded on ``result`` without a
-        traceback so the executor can hand it back to the cell's cancel scope.
+        User code runs in steps (``_usercode``): only there may an escalated
+        KeyboardInterrupt land. Unlike IPython's version, a trio cancellation is recorded
+        on ``result`` without a traceback so the executor can hand it back to the cell's
+        cancel scope. On the main thread, a SIGINT handler the block replaced is put back.
         """
         saved_hook, sys.excepthook = sys.excepthook, self.excepthook
         self.sys_excepthook = saved_hook
         cell = current_cell.get()
         running = cell.running if cell is not None else None
+        gate = running.gate if running is not None else UserCodeGate()
         try:
             try:
-                if running is not None:
-                    running.in_user_code = True
                 if async_:
-                    await eval(code_obj, self.user_global_ns, self.user_ns)
+                    await UserCoroutine(gate, eval(code_obj, self.user_global_ns, self.user_ns))
                 else:
-                    exec(code_obj, self.user_global_ns, self.user_ns)
+                    run_block(gate, code_obj, self.user_global_ns, self.user_ns)
             finally:
-                if running is not None:
-                    running.in_user_code = False
                 sys.excepthook = saved_hook
+                self._restore_sigint(running)
         except BaseException as exc:
             if is_cancellation(exc):
                 # Not an error of the cell: kept off ``error_in_exec`` so that IPython
@@ -217,7 +258,7 @@ class TrioShell(InteractiveShell):
                 if result is not None:
                     result.trio_cancelled = exc
                 return True
-            if isinstance(exc, KeyboardInterrupt):
+            if _is_interrupt(exc):
                 # An interrupt must answer fast: a plain traceback (about 1 ms) instead of
                 # IPython's highlighted one, and none stored in history (another 50 ms).
                 self._report_interrupt(exc)
@@ -230,7 +271,22 @@ class TrioShell(InteractiveShell):
         return False
 
     @trio.lowlevel.enable_ki_protection
-    def _report_interrupt(self, exc: KeyboardInterrupt) -> None:
+    def _restore_sigint(self, running: RunningCell | None) -> None:
+        """Put the kernel's SIGINT handler back if the block replaced it, and say so."""
+        if not _sigint.restore():
+            return
+        if running is not None and running.signal_blocked:
+            note = ("an interrupt could not be delivered: this cell replaced the SIGINT handler. "
+                    "The kernel's handler is back in place.\n")
+        else:
+            note = ("this cell replaced the SIGINT handler; the kernel put its own back "
+                    "(without it, interrupts cannot stop blocking code).\n")
+        cell = cell_for_output()
+        if cell is not None:
+            cell.iopub.write_stream(cell.parent, "stderr", note)
+
+    @trio.lowlevel.enable_ki_protection
+    def _report_interrupt(self, exc: BaseException) -> None:
         """A plain traceback of the user's frames (the kernel's SIGINT handler left out).
 
         When the cell's timeout sent the KeyboardInterrupt, the cell failed with a
@@ -242,6 +298,8 @@ class TrioShell(InteractiveShell):
             content = _replies.timeout_error(running.timeout or 0.0)
             self._publish_error(content)
             return
+        while isinstance(exc, BaseExceptionGroup):  # raised in a task the cell started
+            exc = exc.exceptions[0]
         lines = ["Traceback (most recent call last):\n"]
         for frame in traceback.extract_tb(exc.__traceback__):
             if frame.filename.startswith(_PACKAGE_DIR):
@@ -270,6 +328,28 @@ class TrioShell(InteractiveShell):
             # Start the traceback at the user's code, below run_code's frame.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
             self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
+
+
+def _close_leaked_scopes(task: trio.lowlevel.Task, before: Any) -> int:
+    """Close the cancel scopes a cell entered on ``task`` and left open; return how many.
+
+    Reads trio's private per-task cancel status (there is no public view of the scope
+    stack); when it is not there, or ``before`` is not below the current status (the cell
+    exited a scope it did not enter), nothing is touched.
+    """
+    status = getattr(task, "_cancel_status", None)
+    leaked = []
+    while status is not None and status is not before:
+        leaked.append(status._scope)
+        status = status._parent
+    if status is not before:
+        return 0
+    for scope in leaked:
+        try:
+            scope.__exit__(None, None, None)
+        except RuntimeError:
+            break
+    return len(leaked)
 
 
 def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> TrioShell:

@@ -4,8 +4,9 @@
 counted, restored by the last kernel to close) by functions that
 ask the *current cell* (a context variable), so cells of several kernels, and several cells
 of one kernel waiting at once, each get their own answer: replies are matched to requests
-by the request's msg_id. Outside a cell the originals run. The waiting thread blocks (like
-``input()`` always does); it wakes every 100 ms so that an asynchronous KeyboardInterrupt
+by the request's msg_id, and only the first reply to a request counts (a duplicate is
+dropped). Outside a cell the originals run. The waiting thread blocks (like ``input()``
+always does); it wakes every 100 ms so that an asynchronous KeyboardInterrupt
 (an interrupted thread cell) is seen, and on the main thread SIGINT interrupts the wait.
 """
 
@@ -75,12 +76,13 @@ class StdinBroker:
                 # Clients such as jupyter_client's ``input()`` send no parent: answer the
                 # oldest open request, as a terminal would.
                 pending = next((p for p in self._pending.values() if not p.done.is_set()), None)
-        if pending is None:
-            log.warning("input_reply that matches no open input_request: dropped")
-            return
-        value = msg.content.get("value", "")
-        pending.value = value if isinstance(value, str) else str(value)
-        pending.done.set()
+            if pending is None or pending.done.is_set():
+                # No open request, or a duplicate: the first answer stands.
+                log.warning("input_reply that matches no open input_request: dropped")
+                return
+            value = msg.content.get("value", "")
+            pending.value = value if isinstance(value, str) else str(value)
+            pending.done.set()
 
 
 _originals: dict[str, Any] = {}

@@ -7,7 +7,8 @@ on exit. ``ConnectionError_`` carries a one-line message for the CLI to print.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import hmac
 import json
 import logging
 import os
@@ -65,9 +66,7 @@ def read_connection_file(path: Path) -> ConnectionInfo:
     if transport not in ("tcp", "ipc"):
         raise ConnectionFileError(f"unsupported transport {transport!r} in {path}")
     scheme = raw.get("signature_scheme", "hmac-sha256")
-    if not isinstance(scheme, str) or not scheme.startswith("hmac-") or (
-        scheme.removeprefix("hmac-") not in hashlib.algorithms_available
-    ):
+    if not _usable_scheme(scheme):
         raise ConnectionFileError(f"unsupported signature_scheme {scheme!r} in {path}")
     if "key" not in raw:
         # Only an explicit ``"key": ""`` turns signing off; a file that forgot the key
@@ -92,6 +91,18 @@ def read_connection_file(path: Path) -> ConnectionInfo:
         ports=ports,
         kernel_name=str(raw.get("kernel_name", "")),
     )
+
+
+def _usable_scheme(scheme: object) -> bool:
+    """True when ``scheme`` is ``hmac-<digest>`` and HMAC with that digest really signs
+    (``hmac-shake_128`` is in ``hashlib.algorithms_available`` but cannot sign)."""
+    if not isinstance(scheme, str) or not scheme.startswith("hmac-"):
+        return False
+    try:
+        hmac.new(b"probe", b"probe", scheme.removeprefix("hmac-")).hexdigest()
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def new_connection_info(ip: str, transport: str, kernel_name: str) -> ConnectionInfo:
@@ -126,12 +137,27 @@ def write_connection_file(info: ConnectionInfo, path: Path | None = None) -> Pat
     """Write ``info`` readable by its owner only (0600) and return the path."""
     if path is None:
         path = Path(_runtime_dir()) / f"kernel-{uuid.uuid4()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(info.as_dict(), f, indent=2)
     os.chmod(path, 0o600)
     return path
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents readable by their owner only (0700);
+    directories that already exist are left as they are."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            new.mkdir(mode=0o700)
+            os.chmod(new, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _runtime_dir() -> str:
@@ -200,6 +226,9 @@ def bind_kernel_sockets(connection_file: str | os.PathLike[str] | None, ip: str 
     except zmq.ZMQError as exc:
         context.destroy(linger=0)  # closes whatever was already bound
         raise ConnectionFileError(f"cannot bind the kernel's sockets on {info.ip}: {exc}") from None
+    except OSError as exc:
+        context.destroy(linger=0)
+        raise ConnectionFileError(f"cannot write the connection file: {exc}") from None
 
 
 def _bind_all(context: zmq.Context, info: ConnectionInfo,
@@ -223,7 +252,7 @@ def _bind_all(context: zmq.Context, info: ConnectionInfo,
             sock.setsockopt(zmq.SNDHWM, IOPUB_HWM)
         ports[PORT_OF[channel]] = bind(sock, info, PORT_OF[channel])
         sockets[channel] = sock
-    heartbeat = context.socket(zmq.REP)
+    heartbeat = context.socket(zmq.ROUTER)  # echoed by a zmq proxy (see ``heartbeat``)
     heartbeat.setsockopt(zmq.LINGER, 0)
     ports["hb_port"] = bind(heartbeat, info, "hb_port")
     info = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)

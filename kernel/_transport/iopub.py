@@ -25,12 +25,22 @@ import trio
 from .._core.wire import Outgoing, freeze
 from .._transport.sockets import Outbox
 
-MAX_MESSAGE_CHARS = 1 << 18
-"""A stream message is closed and a new one started past this size."""
+MAX_MESSAGE_BYTES = 1 << 18
+"""No stream message carries more text than this (UTF-8 bytes, counted as an upper bound:
+one byte per character of ASCII text, four otherwise)."""
 HOLD_SECONDS = 0.005
 """How long an unfinished line just written may wait for the rest of itself."""
 MAX_HOLD_SECONDS = 0.05
 """Output without newlines (a progress bar) still goes out at least this often."""
+
+
+def _utf8_bound(text: str) -> int:
+    """An upper bound of ``text``'s UTF-8 size, in O(1) (CPython knows if a str is ASCII)."""
+    return len(text) if text.isascii() else 4 * len(text)
+
+
+def _chars_within_limit(text: str) -> int:
+    return MAX_MESSAGE_BYTES if text.isascii() else MAX_MESSAGE_BYTES // 4
 
 
 @attrs.define
@@ -49,7 +59,7 @@ class _StreamRun:
             not self.chunks[-1].endswith("\n")
             and now - self.last_write < HOLD_SECONDS
             and now - self.first_write < MAX_HOLD_SECONDS
-            and self.size < MAX_MESSAGE_CHARS
+            and self.size < MAX_MESSAGE_BYTES
         )
 
     def to_outgoing(self) -> Outgoing:
@@ -67,9 +77,19 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         self._held_until: float | None = None
 
     def write_stream(self, parent: dict[str, Any], name: str, text: str) -> None:
-        """Queue ``text`` for stream ``name``; may block while too much text waits."""
+        """Queue ``text`` for stream ``name``; may block while too much text waits.
+
+        Text is cut into pieces so that no stream message exceeds ``MAX_MESSAGE_BYTES``
+        of UTF-8 (a single 100 MB line becomes many messages).
+        """
         if not text:
             return
+        limit = _chars_within_limit(text)
+        for start in range(0, len(text), limit):
+            self._write_piece(parent, name, text[start:start + limit])
+
+    def _write_piece(self, parent: dict[str, Any], name: str, text: str) -> None:
+        size = _utf8_bound(text)
         now = time.monotonic()
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
@@ -82,14 +102,14 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
                 isinstance(last, _StreamRun)
                 and last.name == name
                 and last.parent is parent
-                and last.size < MAX_MESSAGE_CHARS
+                and last.size + size <= MAX_MESSAGE_BYTES
             ):
                 last.chunks.append(text)
-                last.size += len(text)
+                last.size += size
                 last.last_write = now
             else:
-                self._entries.append(_StreamRun(parent, name, [text], len(text), now, now))
-            self._pending_chars += len(text)
+                self._entries.append(_StreamRun(parent, name, [text], size, now, now))
+            self._pending_chars += size
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
