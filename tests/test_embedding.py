@@ -373,3 +373,34 @@ def test_embedded_server_example() -> None:
         lines.expect(r"kernel closed; stopping")
         assert not path.exists()
     assert proc.poll() is not None
+
+
+def _process_wide() -> dict[str, object]:
+    import builtins
+    import getpass
+    import sys
+    import threading
+
+    import comm
+
+    return {"stdout": sys.stdout, "stderr": sys.stderr, "input": builtins.input, "getpass": getpass.getpass,
+            "Thread.start": threading.Thread.start, "comm.create_comm": comm.create_comm,
+            "comm.get_comm_manager": comm.get_comm_manager}
+
+
+async def test_process_wide_patches_are_held_while_any_kernel_is_open_and_undone_after() -> None:
+    from kernel._shell import cell as _cell
+
+    before = _process_wide()
+    with trio.fail_after(60):
+        async with kernel.open_kernel({"who": "outer"}):
+            patched = _process_wide()
+            assert all(patched[name] is not before[name] for name in before), "each one is patched"
+            async with kernel.open_kernel({"who": "inner"}):
+                assert _process_wide() == patched
+                assert len(_cell._fallbacks) == 2
+            assert _process_wide() == patched, "the outer kernel still needs them"
+            assert len(_cell._fallbacks) == 1
+    after = _process_wide()
+    assert all(after[name] is before[name] for name in before), "the last kernel to close undoes them"
+    assert _cell._fallbacks == []

@@ -38,7 +38,7 @@ def test_no_history_keeps_nothing_on_disk() -> None:
 
 
 def test_stored_tracebacks_are_bounded(kernel: Frontend) -> None:
-    from kernel._shell.runner import KEPT_TRACEBACKS
+    from kernel._shell.execution import KEPT_TRACEBACKS
 
     for _ in range(3):
         kernel.execute("1/0")

@@ -94,7 +94,8 @@ class ShellMachine(RuleBasedStateMachine):
                 assert not self._blocking_running(), "nothing starts while a blocking cell runs"
                 if action.mode is B:
                     assert not any(self.arrived[r].mode is Q for r in self.running), "blocking waits for the queue"
-                    assert not [r for r in self._waiting_of(Q) if r < rid], "blocking waits for earlier queued"
+                    earlier = [r for r in self._waiting_of(Q) if r < rid and not self._doomed(r)]
+                    assert not earlier, "blocking waits for the queued requests before it"
                 if action.mode is Q:
                     assert not any(self.arrived[r].mode is Q for r in self.running), "one queued at a time"
                 self.started.append(rid)

@@ -1,4 +1,5 @@
-"""The sans-I/O core: wire format and signing, the run-mode table, cell options, reply contents.
+"""The sans-I/O core: wire format and signing, the dispatch table, the shell policy, cell
+options, reply contents.
 
 No sockets, threads or trio here: pure functions and frozen data, tested exhaustively.
 """

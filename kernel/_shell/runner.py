@@ -23,14 +23,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import trio
-from IPython.core.interactiveshell import ExecutionResult
 
 from .._control.interrupt import RunningCell
 from .._core import replies as _replies
@@ -41,6 +39,7 @@ from .._core.routing import Handler, Row
 from .._core.wire import Message
 from .._shell.cell import Cell, current_cell
 from .._shell.comms import CommManager, activate
+from .._shell.execution import forget_old_tracebacks, run_in_ipython
 from .._shell.services import Services
 from .._shell.shell import TrioShell
 from .._transport.loops import Room, call_soon
@@ -314,7 +313,7 @@ class ShellRunner:
         if silent or not store_history:
             cell.execution_count = shell.execution_count
         elif cell.error is not None:
-            _forget_old_tracebacks(shell)
+            forget_old_tracebacks(shell)
         error = None if options.raises_exception and cell.error else cell.error
         if error is not None:
             self._failed(request)
@@ -346,7 +345,7 @@ class ShellRunner:
         result = None
         try:
             with running.scope:
-                result = await self._run_in_ipython(code, store_history, silent)
+                result = await run_in_ipython(self.shell, code, store_history, silent)
         finally:
             self._unregister(running)
         failure = result.error_before_exec or result.error_in_exec if result is not None else None
@@ -372,49 +371,7 @@ class ShellRunner:
         if running.watcher is not None:
             call_soon(self.services.io_token, running.watcher.cancel)
 
-    async def _run_in_ipython(self, code: str, store_history: bool, silent: bool) -> ExecutionResult:
-        """IPython's cell pipeline, plus the post-execute events it leaves to its caller.
-
-        A trio cancellation that ``TrioShell.run_code`` kept off IPython's error path is
-        raised again here, so that the cell's cancel scope sees it.
-        """
-        shell = self.shell
-        try:
-            transformed, preprocessing_exc = shell.transform_cell(code), None
-        except Exception:
-            transformed, preprocessing_exc = code, sys.exc_info()
-        result = None
-        try:
-            result = await shell.run_cell_async(
-                code,
-                store_history=store_history,
-                silent=silent,
-                transformed_cell=transformed,
-                preprocessing_exc_tuple=preprocessing_exc,
-            )
-        finally:
-            shell.events.trigger("post_execute")
-            if not silent:
-                shell.events.trigger("post_run_cell", result)
-        cancelled = getattr(result, "trio_cancelled", None)
-        if cancelled is not None:
-            raise cancelled
-        return result
-
     def _user_expressions(self, expressions: Any) -> dict[str, Any]:
         if not isinstance(expressions, dict) or not expressions:
             return {}
         return dict(self.shell.user_expressions(expressions))
-
-
-KEPT_TRACEBACKS = 1000
-"""Formatted tracebacks IPython keeps for ``%notebook`` export (each several KB)."""
-
-
-def _forget_old_tracebacks(shell: TrioShell) -> None:
-    """IPython stores a formatted traceback for every failed cell and never drops one;
-    keep the newest ``KEPT_TRACEBACKS`` so that a long session's memory stays bounded."""
-    stored = getattr(shell.history_manager, "exceptions", None)
-    if isinstance(stored, dict) and len(stored) > KEPT_TRACEBACKS:
-        for count in sorted(stored)[: len(stored) - KEPT_TRACEBACKS]:
-            del stored[count]

@@ -95,6 +95,8 @@ class Outbox(Generic[T]):
         self._wake()
 
     def _wake_owner(self) -> None:
+        """Raw ``run_sync_soon`` rather than ``loops.call_soon``: this is the hot path of
+        every message sent, and ``_on_wake`` only cancels a scope (it cannot raise)."""
         try:
             self._token.run_sync_soon(self._on_wake)
         except trio.RunFinishedError:
