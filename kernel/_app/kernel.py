@@ -46,6 +46,7 @@ from .._transport.connection import BoundSockets, ConnectionInfo, bind_kernel_so
 from .._transport.heartbeat import serve_heartbeat
 
 if TYPE_CHECKING:
+    from .._app.ipyconfig import IPythonOptions
     from .._debugger.debugger import Debugger
     from .._shell.comms import CommManager
     from .._shell.shell import TrioShell
@@ -121,6 +122,7 @@ async def kernel_on(
     default_mode: RunMode = RunMode.QUEUE,
     default_timeout: float | None = None,
     history_file: str | None = None,
+    ipython: IPythonOptions | None = None,
 ) -> AsyncIterator[Kernel]:
     """``open_kernel`` on sockets already bound; takes ownership of ``bound`` (closes it).
 
@@ -139,7 +141,7 @@ async def kernel_on(
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
             shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
-                                                 default_timeout, history_file)
+                                                 default_timeout, history_file, ipython)
             io.status.starting()  # type: ignore[union-attr]
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
@@ -184,24 +186,30 @@ class _ShellSide:
 
 async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
-                            default_timeout: float | None, history_file: str | None) -> _ShellSide:
+                            default_timeout: float | None, history_file: str | None,
+                            ipython: IPythonOptions | None = None) -> _ShellSide:
     """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
+    from .._app import ipyconfig
     from .._debugger.debugger import Debugger
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
     from .._shell.comms import CommManager, activate
+    from .._shell.compat import attach_compat
     from .._shell.runner import ShellRunner
     from .._shell.services import Services
     from .._shell.shell import make_shell
 
-    shell = kernel.shell = make_shell(namespace, history_file)
+    shell = kernel.shell = make_shell(namespace, history_file,
+                                      ipyconfig.shell_config(ipython, str(kernel.connection_file)),
+                                      ipyconfig.profile_dir(ipython))
     shell.default_run_mode = default_mode
     _streams.install()
     _stdin.install()
     _threads.remember_cell_on_start()
     assert io.iopub is not None and io.stdin is not None and io.token is not None and io.status is not None
     comms = CommManager(io.iopub)
+    attach_compat(shell, io.iopub, comms, kernel)
     services = Services(
         iopub=io.iopub,
         status_tracker=io.status,
@@ -213,6 +221,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     )
     runner = ShellRunner(shell, services, comms)
     activate(comms)
+    ipyconfig.run_startup(shell, ipython)
     await nursery.start(runner.run)
     io_token = io.token
     debugger = Debugger(

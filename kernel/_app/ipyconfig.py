@@ -1,0 +1,156 @@
+"""IPython configuration from the kernel's command line, as ipykernel accepts it.
+
+nbclient starts kernels whose name begins with ``python`` with
+``--HistoryManager.hist_file=:memory:``, and papermill and users pass any traitlets option
+through ``extra_arguments`` (``--InteractiveShell.ast_node_interactivity=all``,
+``--IPKernelApp.exec_lines=...``). A kernel that rejected them would die before
+``kernel_info``, so every such argument is accepted here: traitlets options become a
+``Config`` for the shell, ``--profile`` and ``--ipython-dir`` choose IPython's profile
+directory (and so its history database), and anything else is one warning on the
+kernel's stderr. Pure apart from reading nothing: parsing happens before IPython starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from traitlets.config import Config
+from traitlets.config.loader import KVArgParseConfigLoader
+
+log = logging.getLogger("kernel.config")
+
+_TRAIT_OPTION = re.compile(r"^--([A-Za-z_]\w*)\.([A-Za-z_]\w*)(=.*)?$")
+_APP_SECTIONS = ("IPKernelApp", "InteractiveShellApp")
+APPLIED_APP_OPTIONS = ("exec_lines", "exec_files", "extensions", "capture_fd_output")
+"""Options of ipykernel's application that this kernel carries out; its other ones are
+accepted and ignored with a warning (they configure ipykernel's own machinery)."""
+
+
+@attrs.frozen
+class IPythonOptions:
+    """What the command line asked of IPython."""
+
+    config: Config = attrs.field(factory=Config)
+    profile: str | None = None
+    ipython_dir: str | None = None
+    ignored: tuple[str, ...] = ()
+    """Arguments that were not understood (each warned about once)."""
+
+    def app_option(self, name: str, default: Any) -> Any:
+        """An ``IPKernelApp``/``InteractiveShellApp`` option, ``IPKernelApp`` winning."""
+        for section in ("IPKernelApp", "InteractiveShellApp"):
+            if section in self.config and name in self.config[section]:
+                return self.config[section][name]
+        return default
+
+
+def parse(argv: Sequence[str]) -> IPythonOptions:
+    """Sort ``argv`` into traitlets options, profile choice and leftovers (never raises)."""
+    trait_args: list[str] = []
+    ignored: list[str] = []
+    named: dict[str, str] = {}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        following = args[i + 1] if i + 1 < len(args) else None
+        takes_next = following is not None and not following.startswith("--")
+        key, eq, value = arg.partition("=")
+        if key in ("--profile", "--ipython-dir"):
+            if eq:
+                named[key] = value
+            elif takes_next:
+                named[key] = following  # type: ignore[assignment]
+                i += 1
+            else:
+                ignored.append(arg)
+        elif (match := _TRAIT_OPTION.match(arg)) is not None:
+            if match.group(3) is None and takes_next:
+                trait_args.append(f"{arg}={following}")
+                i += 1
+            elif match.group(3) is None:
+                ignored.append(arg)
+            else:
+                trait_args.append(arg)
+        else:
+            ignored.append(arg)
+        i += 1
+    config = _load(trait_args, ignored)
+    return IPythonOptions(config, named.get("--profile"), named.get("--ipython-dir"), tuple(ignored))
+
+
+def _load(trait_args: list[str], ignored: list[str]) -> Config:
+    """traitlets' own parser, one argument at a time so that one bad value spoils nothing."""
+    config = Config()
+    for arg in trait_args:
+        try:
+            config.merge(KVArgParseConfigLoader(argv=[arg], aliases={}, flags={}).load_config())
+        except (Exception, SystemExit):  # argparse exits on what it cannot parse
+            ignored.append(arg)
+    return config
+
+
+def warn_about(options: IPythonOptions) -> None:
+    """One warning per argument the kernel does not carry out (on the kernel's stderr)."""
+    for arg in options.ignored:
+        log.warning("ignoring command-line argument %r: not an IPython option trio-kernel understands", arg)
+    for section in _APP_SECTIONS:
+        for name in options.config.get(section, {}):
+            if name not in APPLIED_APP_OPTIONS:
+                log.warning("--%s.%s configures ipykernel's application and has no effect here", section, name)
+
+
+def shell_config(options: IPythonOptions | None, connection_file: str) -> Config:
+    """The shell's config: the command line's, plus the ``IPKernelApp`` section a kernel's
+    shell has under ipykernel (``"IPKernelApp" in get_ipython().config`` is a common
+    notebook test)."""
+    config = Config()
+    if options is not None:
+        config.merge(options.config)
+    config.IPKernelApp.connection_file = connection_file
+    return config
+
+
+def profile_dir(options: IPythonOptions | None) -> Any:
+    """IPython's ``ProfileDir`` for ``--profile``/``--ipython-dir`` (None: IPython's default)."""
+    if options is None or (options.profile is None and options.ipython_dir is None):
+        return None
+    from IPython.core.profiledir import ProfileDir
+    from IPython.paths import get_ipython_dir
+
+    return ProfileDir.create_profile_dir_by_name(options.ipython_dir or get_ipython_dir(),
+                                                 options.profile or "default")
+
+
+def _as_list(value: Any) -> list[str]:
+    from traitlets import List, Unicode
+    from traitlets.config.loader import DeferredConfigString
+
+    if isinstance(value, DeferredConfigString):
+        value = List(Unicode()).from_string(str(value))
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value or []]
+
+
+def run_startup(shell: Any, options: IPythonOptions | None) -> None:
+    """``extensions``, ``exec_files`` and ``exec_lines``, in that order (as
+    IPython's ``InteractiveShellApp`` does), on the shell loop before the first cell.
+    Failures are logged: a bad startup line must not stop the kernel."""
+    if options is None:
+        return
+    for name in _as_list(options.app_option("extensions", [])):
+        try:
+            shell.extension_manager.load_extension(name)
+        except Exception:
+            log.exception("could not load IPython extension %r", name)
+    code = [f"%run {path!r}" for path in _as_list(options.app_option("exec_files", []))]
+    code += _as_list(options.app_option("exec_lines", []))
+    for line in code:
+        result = shell.run_cell(line, store_history=False)
+        if not result.success:
+            log.warning("startup line %r failed: %r", line, result.error_before_exec or result.error_in_exec)

@@ -1,0 +1,66 @@
+"""Magics notebook users expect from a kernel, registered on the shell when it is built.
+
+- ``%connect_info``: the connection file's contents and how to attach another client
+  (as ipykernel prints it).
+- ``%qtconsole``: one clear message instead of starting a Qt console.
+- ``%autoawait``: reports trio; on/off work, other loops are refused (cells always run on
+  the kernel's own trio loop, a per-cell ``trio.run`` or asyncio loop would break that).
+- ``%store``: IPython's storemagic extension, loaded as ipykernel's ``IPKernelApp`` loads it.
+
+Runs on the thread of the cell that calls the magic.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from IPython.core.error import UsageError
+
+if TYPE_CHECKING:
+    from .._shell.zmqshell import ZMQInteractiveShell
+
+_ON = ("on", "true", "1", "yes", "trio")
+_OFF = ("off", "false", "0", "no")
+
+
+def register(shell: ZMQInteractiveShell) -> None:
+    """Register the magics and load storemagic (its absence is not fatal)."""
+
+    def connect_info(line: str) -> None:
+        """%connect_info: print how to connect another client to this kernel."""
+        kernel = shell.kernel
+        if kernel is None or not kernel.connection_file:
+            print("This kernel has no connection file.")
+            return
+        print(json.dumps(kernel.connection_info, indent=1) + "\n")
+        print("Paste the above JSON into a file, and connect with:\n"
+              "    $> jupyter <app> --existing <file>\n"
+              "or, if you are local, you can connect with just:\n"
+              f"    $> jupyter <app> --existing {kernel.connection_file}")
+
+    def qtconsole(line: str) -> None:
+        """%qtconsole: trio-kernel does not start one; say how to attach one."""
+        kernel = shell.kernel
+        where = kernel.connection_file if kernel is not None else "<connection file>"
+        print("trio-kernel does not start a Qt console itself. Attach one to this kernel with:\n"
+              f"    $> jupyter qtconsole --existing {where}")
+
+    def autoawait(line: str) -> None:
+        """%autoawait [on|off]: top-level await runs on the kernel's trio loop."""
+        word = line.strip().lower()
+        if not word:
+            state = "on" if shell.autoawait else "off"
+            print(f"IPython autoawait is `{state}`, and set to use `trio` (the kernel's own loop)")
+        elif word in _ON:
+            shell.autoawait = True
+        elif word in _OFF:
+            shell.autoawait = False
+        else:
+            raise UsageError(f"trio-kernel runs top-level await on its own trio loop; "
+                             f"%autoawait takes on or off, not {line.strip()!r}")
+
+    shell.register_magic_function(connect_info, "line", "connect_info")
+    shell.register_magic_function(qtconsole, "line", "qtconsole")
+    shell.register_magic_function(autoawait, "line", "autoawait")
+    shell.extension_manager.load_extension("storemagic")
