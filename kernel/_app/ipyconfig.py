@@ -154,3 +154,19 @@ def run_startup(shell: Any, options: IPythonOptions | None) -> None:
         result = shell.run_cell(line, store_history=False)
         if not result.success:
             log.warning("startup line %r failed: %r", line, result.error_before_exec or result.error_in_exec)
+
+
+def fd_capture(shell: Any, options: IPythonOptions | None) -> Any:
+    """Capture fds 1 and 2 into cells, as ipykernel does by default, for the standalone
+    kernel (``options`` come from its command line) unless
+    ``--IPKernelApp.capture_fd_output=False``; never for an embedded kernel (``None``)."""
+    if options is None:
+        return None
+    wanted = options.app_option("capture_fd_output", True)
+    if isinstance(wanted, str):
+        wanted = wanted.strip().lower() not in ("false", "0", "no", "off")
+    if not wanted:
+        return None
+    from .._shell.fdcapture import FdCapture
+
+    return FdCapture(shell)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .._app.ipyconfig import IPythonOptions
     from .._debugger.debugger import Debugger
     from .._shell.comms import CommManager
+    from .._shell.fdcapture import FdCapture
     from .._shell.shell import TrioShell
 
 log = logging.getLogger("kernel")
@@ -171,6 +172,7 @@ class _ShellSide:
     comms: CommManager
     debugger: Debugger
     remove_sigint_listener: Callable[[], None] | None
+    fd_capture: FdCapture | None = None
 
     def close(self) -> None:
         from .._shell import streams as _streams
@@ -179,6 +181,8 @@ class _ShellSide:
 
         if self.remove_sigint_listener is not None:
             self.remove_sigint_listener()
+        if self.fd_capture is not None:
+            self.fd_capture.close()
         deactivate(self.comms)
         _streams.uninstall()
         close_shell(self.shell)
@@ -234,7 +238,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     remove_listener = None
     if threading.current_thread() is threading.main_thread():
         remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
-    return _ShellSide(shell, comms, debugger, remove_listener)
+    return _ShellSide(shell, comms, debugger, remove_listener, ipyconfig.fd_capture(shell, ipython))
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:

@@ -24,6 +24,7 @@ runs on the thread that runs the cell.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -35,7 +36,32 @@ from traitlets import default
 from .._core.wire import Outgoing
 from .._shell.cell import cell_for_output
 from .._shell.compat import KernelCompat, request_of
-from .._shell.shell import TrioShell
+from .._shell.shell import CellDisplayHook, CellDisplayPublisher, TrioShell
+
+
+def _flush_streams() -> None:
+    """As ipykernel does before rich output: text written before it (also at fd level,
+    see ``fdcapture``) goes out first."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+
+
+class _DisplayHook(CellDisplayHook):
+    def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
+        _flush_streams()
+        super().write_format_data(format_dict, md_dict)
+
+
+class _DisplayPublisher(CellDisplayPublisher):
+    def publish(self, data: dict[str, Any], metadata: dict[str, Any] | None = None,  # type: ignore[override]
+                source: Any = None, **kwargs: Any) -> None:
+        _flush_streams()
+        super().publish(data, metadata, source, **kwargs)
+
+    def clear_output(self, wait: bool = False) -> None:
+        _flush_streams()
+        super().clear_output(wait)
 
 
 class _Exit(ExitAutocall):
@@ -49,6 +75,8 @@ class _Exit(ExitAutocall):
 class ZMQInteractiveShell(TrioShell):
     """The kernel's shell under the name libraries test for (see the module docstring)."""
 
+    displayhook_class = _DisplayHook  # type: ignore[assignment]
+    display_pub_class = _DisplayPublisher  # type: ignore[assignment]
     kernel: KernelCompat | None = None
     keepkernel_on_exit = False
 
