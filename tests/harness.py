@@ -138,13 +138,21 @@ def stdout_of(outputs: list[dict[str, Any]]) -> str:
 
 @contextmanager
 def running_kernel(kernel_name: str = KERNEL_NAME, env_extra: dict[str, str] | None = None,
+                   extra_arguments: list[str] | None = None, env_drop: tuple[str, ...] = (),
                    **km_kwargs: Any) -> Iterator[Frontend]:
-    """Start a kernel, yield a frontend, and make sure the process is gone afterwards."""
+    """Start a kernel, yield a frontend, and make sure the process is gone afterwards.
+
+    ``extra_arguments`` are appended to the kernelspec's command line, as nbclient and
+    papermill do; ``env_drop`` names variables the kernel must not inherit.
+    """
     km = KernelManager(kernel_name=kernel_name, **km_kwargs)
-    if env_extra:
-        km.start_kernel(env={**os.environ, **env_extra})
-    else:
-        km.start_kernel()
+    start_kwargs: dict[str, Any] = {}
+    if env_extra or env_drop:
+        env = {**os.environ, **(env_extra or {})}
+        start_kwargs["env"] = {k: v for k, v in env.items() if k not in env_drop}
+    if extra_arguments:
+        start_kwargs["extra_arguments"] = list(extra_arguments)
+    km.start_kernel(**start_kwargs)
     kc = km.client()
     kc.start_channels()
     try:
