@@ -12,6 +12,7 @@ kernel's stderr. Pure apart from reading nothing: parsing happens before IPython
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 from collections.abc import Sequence
@@ -127,14 +128,19 @@ def profile_dir(options: IPythonOptions | None) -> Any:
 
 
 def _as_list(value: Any) -> list[str]:
-    from traitlets import List, Unicode
+    """A list option as given on the command line: ``['a', 'b']`` or one bare value."""
     from traitlets.config.loader import DeferredConfigString
 
     if isinstance(value, DeferredConfigString):
-        value = List(Unicode()).from_string(str(value))
+        try:
+            value = ast.literal_eval(str(value))
+        except (ValueError, SyntaxError):
+            value = str(value)
     if isinstance(value, str):
         return [value]
-    return [str(v) for v in value or []]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 def run_startup(shell: Any, options: IPythonOptions | None) -> None:
@@ -151,7 +157,11 @@ def run_startup(shell: Any, options: IPythonOptions | None) -> None:
     code = [f"%run {path!r}" for path in _as_list(options.app_option("exec_files", []))]
     code += _as_list(options.app_option("exec_lines", []))
     for line in code:
-        result = shell.run_cell(line, store_history=False)
+        try:
+            result = shell.run_cell(line, store_history=False)
+        except Exception:
+            log.exception("startup line %r failed", line)
+            continue
         if not result.success:
             log.warning("startup line %r failed: %r", line, result.error_before_exec or result.error_in_exec)
 
