@@ -16,11 +16,18 @@ ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 UUIDISH = re.compile(r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b|\b[0-9a-f]{32}\b")
 TIMING = re.compile(r"\d+(\.\d+)?\s*(ns|µs|us|ms|s)\b")
 PATH = re.compile(r"(/[\w.+-]+)+/([\w.+-]+\.py)")
+CELL_FILE = re.compile(r"\(\d+\.py, line")
+WARNING = re.compile(r"^\S+\.py:\d+: (\w*Warning): (.*)\n  .*\n", re.MULTILINE)
+"""A warning as Python prints it: ``file:line: Category: message`` and the source line."""
 
 
 def text(value: str) -> str:
-    """Text as a user reads it: no colour codes, addresses, ids, timings or paths."""
+    """Text as a user reads it: no colour codes, addresses, ids, timings, paths, cell file
+    names (ipykernel hashes cells with murmur2, we with the debugger's hash) or the source
+    location of a warning."""
     value = ANSI.sub("", value)
+    value = WARNING.sub(r"<warning> \1: \2\n", value)
+    value = CELL_FILE.sub("(<cell>.py, line", value)
     value = ADDRESS.sub("0x…", value)
     value = UUIDISH.sub("<id>", value)
     value = TIMING.sub("<time>", value)
@@ -28,7 +35,7 @@ def text(value: str) -> str:
 
 
 def data(bundle: dict[str, Any]) -> dict[str, Any]:
-    return {mime: text(v) if isinstance(v, str) else v for mime, v in bundle.items()}
+    return {mime: comm_data(v) for mime, v in bundle.items()}
 
 
 def merge_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
