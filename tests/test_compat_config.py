@@ -17,9 +17,11 @@ TRAIT_OPTIONS = [
     "--HistoryManager.hist_file=:memory:",
     "--InteractiveShell.ast_node_interactivity=all",
     "--IPKernelApp.exec_lines=['preset = 7']",
+    "--IPKernelApp.extensions=['autoreload']",
 ]
 PROBE = ("h = get_ipython().history_manager\n"
-         "print(h.hist_file, preset, get_ipython().ast_node_interactivity)")
+         "print(h.hist_file, preset, get_ipython().ast_node_interactivity,"
+         " 'autoreload' in get_ipython().extension_manager.loaded)")
 
 
 def test_parse_sorts_options() -> None:
@@ -48,7 +50,7 @@ def test_options_apply_as_under_ipykernel() -> None:
             assert reply["content"]["status"] == "ok", name
             result[name] = (stdout_of(outputs), [m["content"]["data"]["text/plain"] for m in outputs
                                                  if m["msg_type"] == "execute_result"])
-    assert result["trio"] == result["python3"] == (":memory: 7 all\n", ["1", "2"])
+    assert result["trio"] == result["python3"] == (":memory: 7 all True\n", ["1", "2"])
 
 
 def test_unknown_options_warn_and_the_kernel_runs() -> None:
