@@ -21,7 +21,7 @@ TRAIT_OPTIONS = [
 ]
 PROBE = ("h = get_ipython().history_manager\n"
          "print(h.hist_file, preset, get_ipython().ast_node_interactivity,"
-         " 'autoreload' in get_ipython().extension_manager.loaded)")
+         " 'autoreload' in get_ipython().magics_manager.magics['line'])")
 
 
 def test_parse_sorts_options() -> None:
