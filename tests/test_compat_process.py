@@ -45,3 +45,17 @@ async def test_embedded_kernel_leaves_the_application_fds_alone() -> None:
         _reply, outputs = await client.run("import os\nos.write(1, b'')\nprint(type(get_ipython()).__name__)")
         assert stdout_of(outputs) == "ZMQInteractiveShell\n"
     assert (_fd_target(1), _fd_target(2)) == before
+
+
+def test_fd_output_is_not_spliced_into_printed_lines() -> None:
+    """A child's line written before a ``print`` comes out before it, whole, every time
+    (the print forwards what waits in the pipe first), also when the reader thread is slow
+    to get the GIL back."""
+    with running_kernel("trio") as frontend:
+        reply, outputs = frontend.execute(
+            "import os, sys\n"
+            "for i in range(30):\n"
+            "    os.system('echo child')\n"
+            "    print('after')")
+        assert reply["content"]["status"] == "ok"
+        assert stdout_of(outputs) == "child\nafter\n" * 30

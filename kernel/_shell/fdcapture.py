@@ -22,7 +22,6 @@ import logging
 import os
 import selectors
 import threading
-import time
 from typing import Any
 
 from .._shell import streams as _streams
@@ -32,9 +31,6 @@ log = logging.getLogger("kernel.fdcapture")
 
 _NAMES = {1: "stdout", 2: "stderr"}
 _CHUNK = 1 << 16
-DRAIN_INTERVAL = 0.001
-"""A ``print`` checks the pipes at most this often (a tight print loop must not pay two
-system calls per write); the first print after a subprocess ran always checks."""
 
 
 class FdCapture:
@@ -48,7 +44,6 @@ class FdCapture:
         self._readers: dict[int, int] = {}
         self._decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in _NAMES}
         self._wake_r, self._wake_w = os.pipe()
-        self._last_drain = 0.0
         for fd in _NAMES:
             self._saved[fd] = os.dup(fd)
             read_end, write_end = os.pipe()
@@ -73,15 +68,12 @@ class FdCapture:
         self.drain()
 
     def before_write(self, force: bool) -> None:
-        """``sys.stdout``/``sys.stderr`` are about to write (or flush): forward fd output
-        that came first, unless the pipes were checked within ``DRAIN_INTERVAL``."""
-        now = time.monotonic()
-        if force or now - self._last_drain > DRAIN_INTERVAL:
-            self.drain()
+        """``sys.stdout``/``sys.stderr`` are about to write after a pause, or flush:
+        forward fd output that came first (see ``streams.QUIET_GAP``)."""
+        self.drain()
 
     def drain(self) -> None:
         """Forward everything already in the pipes (any thread)."""
-        self._last_drain = time.monotonic()
         with self._lock:
             for fd, read_end in self._readers.items():
                 while self._read_once(fd, read_end):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TextIO
 
@@ -51,8 +52,12 @@ class CellStream(io.TextIOBase):
         cell = cell_for_output()
         if cell is None:
             return self.fallback.write(text)
-        for hook in before_write:
-            hook(False)
+        if before_write:
+            now = time.monotonic()
+            if now - last_write[0] > QUIET_GAP:
+                for hook in before_write:
+                    hook(False)
+            last_write[0] = now
         cell.iopub.write_stream(cell.parent, self._name, text)
         return len(text)
 
@@ -65,6 +70,11 @@ class CellStream(io.TextIOBase):
 
 before_write: list[Callable[[bool], None]] = []
 """Called with ``force`` (True on ``flush``) before text is written to a cell."""
+last_write = [0.0]
+QUIET_GAP = 0.0005
+"""``before_write`` runs for a write that comes more than this long after the previous
+one: the code did something else in between (ran a subprocess, called C code), which
+may have written to the fds. A tight print loop does not pay for a check per write."""
 
 
 _lock = threading.Lock()
