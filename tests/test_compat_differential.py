@@ -119,6 +119,12 @@ def test_libraries_detect_a_notebook(kernels: dict[str, Frontend]) -> None:
     assert result["trio"].split("\n")[:4] == ["True", "True", "20", "plotly_mimetype"]
 
 
+def test_environment_for_subprocesses(kernels: dict[str, Frontend]) -> None:
+    result = printed(kernels, "import os\nfor k in ('TERM', 'CLICOLOR', 'FORCE_COLOR', 'CLICOLOR_FORCE', 'PAGER',"
+                              " 'GIT_PAGER'):\n    print(k, os.environ.get(k))")
+    assert result["trio"] == result["python3"]
+
+
 def test_rich_renders_html_and_wide_frames_are_not_truncated(kernels: dict[str, Frontend]) -> None:
     runs = run_both(kernels, (
         "import rich, pandas\n"

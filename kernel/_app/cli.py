@@ -128,6 +128,7 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
 
     ipython = ipyconfig.parse(extra)
     ipyconfig.warn_about(ipython)
+    ipyconfig.notebook_environment()
     history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
     # Draw figures inline by default, as notebook users expect; only the standalone kernel
     # does this, an embedding application keeps its own backend.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -180,3 +181,18 @@ def fd_capture(shell: Any, options: IPythonOptions | None) -> Any:
     from .._shell.fdcapture import FdCapture
 
     return FdCapture(shell)
+
+
+NOTEBOOK_ENVIRONMENT = {
+    "TERM": "xterm-color", "CLICOLOR": "1", "FORCE_COLOR": "1", "CLICOLOR_FORCE": "1",
+    "PAGER": "cat", "GIT_PAGER": "cat",
+}
+"""What ipykernel's shell puts in the environment (``init_environment``): subprocesses
+(``!ls``, ``!git log``, ``!pytest``) colour their output, which the notebook renders, and
+never wait in a pager, which a notebook cannot drive."""
+
+
+def notebook_environment() -> None:
+    """Set ``NOTEBOOK_ENVIRONMENT``, as ipykernel does (standalone kernel only: an embedded
+    kernel leaves the application's environment alone)."""
+    os.environ.update(NOTEBOOK_ENVIRONMENT)

@@ -25,7 +25,7 @@ _OFF = ("off", "false", "0", "no")
 
 
 def register(shell: ZMQInteractiveShell) -> None:
-    """Register the magics and load storemagic (its absence is not fatal)."""
+    """Register the magics and load storemagic."""
 
     def connect_info(line: str) -> None:
         """%connect_info: print how to connect another client to this kernel."""
@@ -60,7 +60,7 @@ def register(shell: ZMQInteractiveShell) -> None:
             raise UsageError(f"trio-kernel runs top-level await on its own trio loop; "
                              f"%autoawait takes on or off, not {line.strip()!r}")
 
-    shell.register_magic_function(connect_info, "line", "connect_info")
-    shell.register_magic_function(qtconsole, "line", "qtconsole")
-    shell.register_magic_function(autoawait, "line", "autoawait")
+    for name, function in (("connect_info", connect_info), ("qtconsole", qtconsole), ("autoawait", autoawait)):
+        shell.register_magic_function(function, "line", name)  # type: ignore[arg-type]  # IPython's stub
+    assert shell.extension_manager is not None
     shell.extension_manager.load_extension("storemagic")

@@ -68,8 +68,9 @@ class _Exit(ExitAutocall):
     """``exit``/``quit`` as in ipykernel: ``quit(keep_kernel=True)`` keeps the kernel."""
 
     def __call__(self, keep_kernel: bool = False) -> None:  # type: ignore[override]
-        self._ip.keepkernel_on_exit = keep_kernel
-        self._ip.ask_exit()
+        shell: Any = self._ip
+        shell.keepkernel_on_exit = keep_kernel
+        shell.ask_exit()
 
 
 class ZMQInteractiveShell(TrioShell):
@@ -106,6 +107,7 @@ class ZMQInteractiveShell(TrioShell):
         return self.get_parent()
 
     def ask_exit(self) -> None:
+        assert self.payload_manager is not None
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": bool(self.keepkernel_on_exit)})
         self.keepkernel_on_exit = False
 
