@@ -106,13 +106,14 @@ class Session:
     def send(self, stream: Any, msg_or_type: dict[str, Any] | str, content: dict[str, Any] | None = None,
              parent: Any = None, ident: Any = None, buffers: list[Any] | None = None, track: bool = False,
              header: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Publish on iopub; parented to ``parent``, or to the current cell when None."""
+        """Publish on iopub; parented to ``parent`` (a message given whole keeps its own),
+        or to the running cell when there is none."""
         if stream is not self._iopub_socket:
             raise ValueError("trio-kernel's compatibility session can only send on kernel.iopub_socket")
         msg = (msg_or_type if isinstance(msg_or_type, dict)
                else self.msg(msg_or_type, content, parent, header, metadata))
-        parent_header = msg.get("parent_header") or (
-            _header_of(parent) if parent is not None else request_of(cell_for_output()).get("header", {}))
+        cell = cell_for_output()
+        parent_header = msg.get("parent_header") or (cell.parent if cell is not None else {})
         self._iopub.put(Outgoing(msg["msg_type"], msg.get("content") or {}, parent_header,
                                  metadata=msg.get("metadata") or {}, buffers=list(buffers or [])))
         return msg
