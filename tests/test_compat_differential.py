@@ -180,6 +180,27 @@ def test_interactive_output_updates_go_to_the_widget(kernels: dict[str, Frontend
     assert {"output_type": "stream", "name": "stdout", "text": "x is 1\n"} in traffic["trio"]
 
 
+def test_moving_a_slider_updates_interactive_output_in_the_widget(kernels: dict[str, Frontend]) -> None:
+    """The frontend moves the slider (a ``comm_msg``): the observer's output is parented to
+    that comm_msg and the Output widget's ``msg_id`` names it, so it lands in the widget."""
+    traffic = {}
+    for name in KERNELS:
+        frontend = kernels[name]
+        _reply, outputs = frontend.execute(
+            "import ipywidgets as w\nslider = w.IntSlider(value=1)\n"
+            "def report(x):\n    print('x is', x)\n"
+            "display(w.interactive_output(report, {'x': slider}))\nprint(slider.model_id)")
+        model_id = stdout_of(outputs).split()[-1]
+        msg = frontend.kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
+            "method": "update", "state": {"value": 5}, "buffer_paths": []}})
+        frontend.kc.shell_channel.send(msg)
+        moved = frontend.outputs_until_idle(msg["header"]["msg_id"])
+        traffic[name] = _widget_traffic((msg, moved))
+    assert traffic["trio"] == traffic["python3"]
+    assert {"msg_id_set": True, "is_this_cell": True} in traffic["trio"]
+    assert {"output_type": "stream", "name": "stdout", "text": "x is 5\n"} in traffic["trio"]
+
+
 # --- logging ---------------------------------------------------------------------------
 
 def test_root_logger_belongs_to_the_user(kernels: dict[str, Frontend]) -> None:

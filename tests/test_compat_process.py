@@ -59,3 +59,19 @@ def test_fd_output_is_not_spliced_into_printed_lines() -> None:
             "    print('after')")
         assert reply["content"]["status"] == "ok"
         assert stdout_of(outputs) == "child\nafter\n" * 30
+
+
+def test_ipykernel_modules_still_import_next_to_the_placeholder() -> None:
+    """``sys.modules['ipykernel.zmqshell']`` is a placeholder (for tqdm); code that uses
+    ipykernel's own modules in a trio-kernel cell still gets the real ones."""
+    with running_kernel("trio") as frontend:
+        reply, outputs = frontend.execute(
+            "import sys\n"
+            "print(type(sys.modules['ipykernel.zmqshell']).__name__)\n"
+            "import ipykernel.zmqshell as z\n"
+            "print(z.ZMQDisplayPublisher.__name__)\n"
+            "from ipykernel.zmqshell import ZMQInteractiveShell as Real\n"
+            "import ipykernel.ipkernel, ipykernel.comm\n"
+            "print(isinstance(get_ipython(), Real), sys.modules['ipykernel.zmqshell'].__name__)")
+        assert reply["content"]["status"] == "ok", outputs
+        assert stdout_of(outputs) == "_ZmqshellMarker\nZMQDisplayPublisher\nFalse ipykernel.zmqshell\n"
