@@ -19,9 +19,11 @@ A compatibility layer, not this kernel's API. Libraries written for ipykernel re
   ``kernel.getpass``, ``kernel.log``.
 - tqdm, rich, plotly, altair and bokeh do not use the kernel object: they look at the
   shell's class (see ``zmqshell.py``) and, for tqdm, ``'ipykernel.zmqshell' in
-  sys.modules`` (see ``install_module_marker``). bokeh's ``push_notebook`` handles and
-  matplotlib's ``nbagg`` make ``ipykernel.comm.Comm`` objects, which need ipykernel's own
-  kernel singleton; those stay silent here (README, "Compatibility with ipykernel").
+  sys.modules`` (see ``install_module_marker``); altair renders through
+  ``_repr_mimebundle_``. Code that makes ``ipykernel.comm.Comm`` objects itself (bokeh's
+  ``push_notebook`` handles, matplotlib's ``nbagg``, a number of smaller libraries) needs
+  ipykernel's own ``Kernel`` singleton (``Kernel.initialized()``); those comms stay
+  silent here (README, "Compatibility with ipykernel").
 
 The parent always comes from the cell running *now* (the ``current_cell`` context
 variable), so it is right in task cells, thread cells, threads a cell started and comm
