@@ -97,3 +97,24 @@ def test_many_kernels_share_one_history_database() -> None:
             assert reply["content"]["status"] == "ok", outputs
             counts.append(int(stdout_of(outputs)))
     assert counts == [CELLS_PER_KERNEL + 1] * KERNELS_AT_ONCE
+
+
+def test_profile_config_and_startup_files_as_under_ipykernel(tmp_path: Path) -> None:
+    """The profile's ``ipython_config.py``, ``ipython_kernel_config.py`` and ``startup/``
+    files are applied by both kernels, the command line winning over the files."""
+    profile = tmp_path / "profile_default"
+    (profile / "startup").mkdir(parents=True)
+    (profile / "ipython_config.py").write_text("c.InteractiveShell.ast_node_interactivity = 'all'\n")
+    (profile / "ipython_kernel_config.py").write_text(
+        "c.InteractiveShellApp.exec_lines = ['from_config = from_startup + 1']\n"
+        "c.InteractiveShell.colors = 'nocolor'\n")
+    (profile / "startup" / "00-first.py").write_text("from_startup = 41\n")
+    result = {}
+    for name in ("trio", "python3"):
+        with running_kernel(name, env_extra={"IPYTHONDIR": str(tmp_path)},
+                            extra_arguments=["--InteractiveShell.colors=linux"]) as frontend:
+            reply, outputs = frontend.execute("print(from_startup, from_config, get_ipython().colors)\n1\n2")
+            assert reply["content"]["status"] == "ok", (name, outputs)
+            result[name] = (stdout_of(outputs), [m["content"]["data"]["text/plain"] for m in outputs
+                                                 if m["msg_type"] == "execute_result"])
+    assert result["trio"] == result["python3"] == ("41 42 linux\n", ["1", "2"])

@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     from .._app import ipyconfig  # after binding: it imports traitlets
 
-    ipython = ipyconfig.parse(extra)
+    ipython = ipyconfig.with_profile_files(ipyconfig.parse(extra))
     ipyconfig.warn_about(ipython)
     ipyconfig.notebook_environment()
     history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None

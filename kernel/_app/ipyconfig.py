@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -121,11 +122,38 @@ def profile_dir(options: IPythonOptions | None) -> Any:
     """IPython's ``ProfileDir`` for ``--profile``/``--ipython-dir`` (None: IPython's default)."""
     if options is None or (options.profile is None and options.ipython_dir is None):
         return None
+    return _profile_dir(options)
+
+
+def _profile_dir(options: IPythonOptions) -> Any:
     from IPython.core.profiledir import ProfileDir
     from IPython.paths import get_ipython_dir
 
     return ProfileDir.create_profile_dir_by_name(options.ipython_dir or get_ipython_dir(),
                                                  options.profile or "default")
+
+
+CONFIG_FILES = ("ipython_config.py", "ipython_kernel_config.py")
+"""The profile's configuration files ipykernel reads, in this order (later wins)."""
+
+
+def with_profile_files(options: IPythonOptions) -> IPythonOptions:
+    """``options`` with the profile's configuration files under it (the command line
+    wins), as ipykernel's application reads them. Standalone kernel only; a broken file
+    is logged and skipped."""
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    location = _profile_dir(options).location
+    merged = Config()
+    for name in CONFIG_FILES:
+        try:
+            merged.merge(PyFileConfigLoader(name, path=location).load_config())
+        except ConfigFileNotFound:
+            continue
+        except Exception:
+            log.exception("could not load %s from %s", name, location)
+    merged.merge(options.config)
+    return attrs.evolve(options, config=merged)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -145,9 +173,10 @@ def _as_list(value: Any) -> list[str]:
 
 
 def run_startup(shell: Any, options: IPythonOptions | None) -> None:
-    """``extensions``, ``exec_files`` and ``exec_lines``, in that order (as
-    IPython's ``InteractiveShellApp`` does), on the shell loop before the first cell.
-    Failures are logged: a bad startup line must not stop the kernel."""
+    """What IPython's ``InteractiveShellApp`` runs before the first cell, in its order:
+    extensions, ``$PYTHONSTARTUP`` and the profile's ``startup/`` files, ``exec_lines``,
+    ``exec_files``. On the shell loop; failures are logged, never fatal. Standalone kernel
+    only (``options`` is None for an embedded one)."""
     if options is None:
         return
     for name in _as_list(options.app_option("extensions", [])):
@@ -155,9 +184,12 @@ def run_startup(shell: Any, options: IPythonOptions | None) -> None:
             shell.extension_manager.load_extension(name)
         except Exception:
             log.exception("could not load IPython extension %r", name)
-    code = [f"%run {path!r}" for path in _as_list(options.app_option("exec_files", []))]
-    code += _as_list(options.app_option("exec_lines", []))
-    for line in code:
+    files = [os.environ["PYTHONSTARTUP"]] if os.environ.get("PYTHONSTARTUP") else []
+    startup_dir = Path(shell.profile_dir.startup_dir)
+    files += sorted(str(p) for p in (*startup_dir.glob("*.py"), *startup_dir.glob("*.ipy")))
+    for path in files:
+        _run_file(shell, path)
+    for line in _as_list(options.app_option("exec_lines", [])):
         try:
             result = shell.run_cell(line, store_history=False)
         except Exception:
@@ -165,6 +197,18 @@ def run_startup(shell: Any, options: IPythonOptions | None) -> None:
             continue
         if not result.success:
             log.warning("startup line %r failed: %r", line, result.error_before_exec or result.error_in_exec)
+    for path in _as_list(options.app_option("exec_files", [])):
+        _run_file(shell, path)
+
+
+def _run_file(shell: Any, path: str) -> None:
+    try:
+        if path.endswith(".ipy"):
+            shell.safe_execfile_ipy(path)
+        else:
+            shell.safe_execfile(path, shell.user_ns)
+    except Exception:
+        log.exception("startup file %s failed", path)
 
 
 def fd_capture(shell: Any, options: IPythonOptions | None) -> Any:
