@@ -7,9 +7,9 @@ there before, so an application that embeds a kernel keeps its own terminal outp
 Installing is reference-counted so that several kernels in one process share one pair
 and the last one to close restores the originals.
 
-``before_write`` hooks (``fdcapture``) run before each write to a cell and on ``flush``:
-output a subprocess or C code wrote to fd 1/2 earlier is forwarded first, so it is not
-spliced into the middle of a line printed after it.
+``before_write`` hooks (``fdcapture``) run on ``flush`` and before a write to a cell that
+follows a pause (``QUIET_GAP``): output a subprocess or C code wrote to fd 1/2 meanwhile is
+forwarded first, so it is not spliced into the middle of a line printed after it.
 """
 
 from __future__ import annotations
