@@ -34,8 +34,13 @@ def text(value: str) -> str:
     return PATH.sub(lambda m: f"…/{m.group(2)}", value)
 
 
+IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
+"""Drawn by the same library in both kernels; compared by type (matplotlib's SVG ids are
+random per process)."""
+
+
 def data(bundle: dict[str, Any]) -> dict[str, Any]:
-    return {mime: comm_data(v) for mime, v in bundle.items()}
+    return {mime: f"<{mime}>" if mime in IMAGES else comm_data(v) for mime, v in bundle.items()}
 
 
 def merge_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
