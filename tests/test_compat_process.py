@@ -47,6 +47,16 @@ async def test_embedded_kernel_leaves_the_application_fds_alone() -> None:
     assert (_fd_target(1), _fd_target(2)) == before
 
 
+async def test_embedded_kernel_captures_fds_when_asked() -> None:
+    before = (_fd_target(1), _fd_target(2))
+    async with kernel.open_kernel(capture_fds=True) as k, attached(k.connection_file) as client:
+        assert _fd_target(1) != before[0]
+        _reply, outputs = await client.run("import os\nos.write(1, b'from fd 1\\n')\nos.write(2, b'from fd 2\\n');")
+        streams = {m["content"]["name"]: m["content"]["text"] for m in outputs if m["msg_type"] == "stream"}
+        assert streams == {"stdout": "from fd 1\n", "stderr": "from fd 2\n"}
+    assert (_fd_target(1), _fd_target(2)) == before
+
+
 def test_fd_output_is_not_spliced_into_printed_lines() -> None:
     """A child's line written before a ``print`` comes out before it, whole, every time
     (the print forwards what waits in the pipe first), also when the reader thread is slow

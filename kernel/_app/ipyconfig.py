@@ -211,15 +211,16 @@ def _run_file(shell: Any, path: str) -> None:
         log.exception("startup file %s failed", path)
 
 
-def fd_capture(shell: Any, options: IPythonOptions | None) -> Any:
-    """Capture fds 1 and 2 into cells, as ipykernel does by default, for the standalone
-    kernel (``options`` come from its command line) unless
-    ``--IPKernelApp.capture_fd_output=False``; never for an embedded kernel (``None``)."""
+def fd_capture(shell: Any, options: IPythonOptions | None, embedded_wants: bool = False) -> Any:
+    """Capture fds 1 and 2 into cells, as ipykernel does by default: the standalone kernel
+    (``options`` come from its command line) unless ``--IPKernelApp.capture_fd_output=False``;
+    an embedded kernel (``options`` None) only when it asked (``open_kernel(capture_fds=True)``)."""
     if options is None:
-        return None
-    wanted = options.app_option("capture_fd_output", True)
-    if isinstance(wanted, str):
-        wanted = wanted.strip().lower() not in ("false", "0", "no", "off")
+        wanted: Any = embedded_wants
+    else:
+        wanted = options.app_option("capture_fd_output", True)
+        if isinstance(wanted, str):
+            wanted = wanted.strip().lower() not in ("false", "0", "no", "off")
     if not wanted:
         return None
     from .._shell.fdcapture import FdCapture

@@ -101,6 +101,7 @@ async def open_kernel(
     default_mode: RunMode = RunMode.QUEUE,
     default_timeout: float | None = None,
     history_file: str | None = None,
+    capture_fds: bool = False,
 ) -> AsyncIterator[Kernel]:
     """Run a kernel on the current trio loop for the duration of the block.
 
@@ -108,10 +109,13 @@ async def open_kernel(
     it); without, a new file (mode 0600) is written to the Jupyter runtime dir and removed
     on exit. Cells run on the caller's loop, so they can ``await`` the application's
     objects; a cell that blocks blocks the application too (use ``# thread`` cells).
+    ``capture_fds=True`` sends what is written to fds 1 and 2 (subprocesses, C code) to
+    the running cell, as the standalone kernel does; off by default: the fds are the
+    application's.
     """
     bound = bind_kernel_sockets(connection_file, ip, transport, name or "")
     async with kernel_on(bound, namespace, default_mode=default_mode, default_timeout=default_timeout,
-                         history_file=history_file) as kernel:
+                         history_file=history_file, capture_fds=capture_fds) as kernel:
         yield kernel
 
 
@@ -124,6 +128,7 @@ async def kernel_on(
     default_timeout: float | None = None,
     history_file: str | None = None,
     ipython: IPythonOptions | None = None,
+    capture_fds: bool = False,
 ) -> AsyncIterator[Kernel]:
     """``open_kernel`` on sockets already bound; takes ownership of ``bound`` (closes it).
 
@@ -142,7 +147,7 @@ async def kernel_on(
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
             shell_side = await _start_shell_side(nursery, io, kernel, namespace, default_mode,
-                                                 default_timeout, history_file, ipython)
+                                                 default_timeout, history_file, ipython, capture_fds)
             io.status.starting()  # type: ignore[union-attr]
             log.info("kernel ready; attach with: jupyter console --existing %s", bound.connection_file)
             try:
@@ -191,7 +196,7 @@ class _ShellSide:
 async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
                             default_timeout: float | None, history_file: str | None,
-                            ipython: IPythonOptions | None = None) -> _ShellSide:
+                            ipython: IPythonOptions | None = None, capture_fds: bool = False) -> _ShellSide:
     """Import IPython, build the shell and its runner, and hand them to the I/O loop."""
     from .._app import ipyconfig
     from .._debugger.debugger import Debugger
@@ -238,7 +243,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     remove_listener = None
     if threading.current_thread() is threading.main_thread():
         remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
-    return _ShellSide(shell, comms, debugger, remove_listener, ipyconfig.fd_capture(shell, ipython))
+    return _ShellSide(shell, comms, debugger, remove_listener, ipyconfig.fd_capture(shell, ipython, capture_fds))
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
