@@ -81,9 +81,22 @@ def test_session_send_on_iopub_socket_reaches_the_cell(kernels: dict[str, Fronte
         "k.send_response(k.iopub_socket, 'stream', {'name': 'stdout', 'text': 'via send_response\\n'});"))
     assert_same(runs)
     for reply, outputs in runs.values():
+        sent_ids = [m["header"]["msg_id"] for m in outputs if m["msg_type"] == "display_data"]
+        assert len(sent_ids) == 1 and sent_ids[0]  # a well-formed header (checked by msgspec too)
         parents = {m["parent_header"]["msg_id"] for m in outputs}
         assert parents == {reply["parent_header"]["msg_id"]}
         assert [m["msg_type"] for m in outputs if m["msg_type"] != "execute_input"] == ["display_data", "stream"]
+
+
+def test_session_send_returns_the_message_it_sent(kernels: dict[str, Frontend]) -> None:
+    for name in KERNELS:
+        _reply, outputs = kernels[name].execute(
+            "k = get_ipython().kernel\n"
+            "sent = k.session.send(k.iopub_socket, 'display_data', {'data': {'text/plain': 'x'}, 'metadata': {}},"
+            " parent=k.get_parent())\n"
+            "print(sent['header']['msg_id'])")
+        [display] = [m for m in outputs if m["msg_type"] == "display_data"]
+        assert stdout_of(outputs).strip() == display["header"]["msg_id"], name
 
 
 def test_parent_of_task_and_thread_cells_is_their_own(kernels: dict[str, Frontend]) -> None:

@@ -40,7 +40,7 @@ import types
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .._core.wire import Outgoing
+from .._core.wire import Outgoing, make_header
 from .._shell.cell import Cell, cell_for_output
 
 if TYPE_CHECKING:
@@ -95,13 +95,11 @@ class Session:
         self._iopub = iopub
         self._iopub_socket = iopub_socket
         self.session = session_id
-        self.username = "kernel"
 
     def msg(self, msg_type: str, content: dict[str, Any] | None = None, parent: Any = None,
             header: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A message dict as ``Session.msg`` builds it (the date is added when sent)."""
-        header = header or {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "username": self.username,
-                            "session": self.session, "version": "5.5"}
+        """A message dict as ``Session.msg`` builds it; its header is the one sent."""
+        header = header or make_header(uuid.uuid4().hex, msg_type, self.session)
         return {"header": header, "msg_id": header["msg_id"], "msg_type": msg_type,
                 "parent_header": _header_of(parent), "content": content or {}, "metadata": metadata or {}}
 
@@ -117,7 +115,8 @@ class Session:
         cell = cell_for_output()
         parent_header = msg.get("parent_header") or (cell.parent if cell is not None else {})
         self._iopub.put(Outgoing(msg["msg_type"], msg.get("content") or {}, parent_header,
-                                 metadata=msg.get("metadata") or {}, buffers=list(buffers or [])))
+                                 metadata=msg.get("metadata") or {}, buffers=list(buffers or []),
+                                 header=msg.get("header")))
         return msg
 
 
