@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -303,6 +304,23 @@ def test_xmode_plain_shows_the_cell_frame(kernels: dict[str, Frontend]) -> None:
                            for line in lines]
     assert traceback["trio"] == traceback["python3"]
     assert sum("line 3" in line for line in traceback["trio"]) == 1  # the cell's own frame
+
+
+def test_kernel_magics(kernels: dict[str, Frontend], tmp_path: Path) -> None:
+    """ipykernel's own magics: %autosave (notebooks carry it), %less, %more, %clear."""
+    source = tmp_path / "shown.py"
+    source.write_text("x = 1\n")
+    bad = {name: seen(run) for name, run in run_both(kernels, "%autosave soon").items()}
+    # A UsageError is an error output here, stderr text under ipykernel (README, known differences).
+    assert bad["trio"]["status"] == bad["python3"]["status"] == "error"
+    assert bad["python3"]["outputs"][0]["text"] == f"UsageError: {bad['trio']['outputs'][0]['evalue']}\n"
+    for cell in ("%autosave 0", "%autosave 120", f"%less {source}", f"%more {source}"):
+        runs = run_both(kernels, cell)
+        assert_same(runs)
+        payloads = {name: run[0]["content"].get("payload") for name, run in runs.items()}
+        assert norm.comm_data(payloads["trio"]) == norm.comm_data(payloads["python3"]), cell
+    assert {name: run[0]["content"]["status"] for name, run in run_both(kernels, "%clear").items()} == {
+        "trio": "ok", "python3": "ok"}
 
 
 def test_connect_info_and_qtconsole_do_not_fail(kernels: dict[str, Frontend]) -> None:
