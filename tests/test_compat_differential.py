@@ -133,6 +133,17 @@ def test_libraries_detect_a_notebook(kernels: dict[str, Frontend]) -> None:
     assert result["trio"].split("\n")[:4] == ["True", "True", "20", "plotly_mimetype"]
 
 
+def test_tqdm_auto_draws_a_widget_bar(kernels: dict[str, Frontend]) -> None:
+    models = {}
+    for name in KERNELS:
+        reply, outputs = kernels[name].execute("from tqdm.auto import tqdm\nfor _ in tqdm(range(3)):\n    pass")
+        assert reply["content"]["status"] == "ok", name
+        models[name] = sorted(m["content"]["data"]["state"]["_model_name"] for m in outputs
+                              if m["msg_type"] == "comm_open")
+    assert models["trio"] == models["python3"]
+    assert "FloatProgressModel" in models["trio"]
+
+
 def test_environment_for_subprocesses(kernels: dict[str, Frontend]) -> None:
     result = printed(kernels, "import os\nfor k in ('TERM', 'CLICOLOR', 'FORCE_COLOR', 'CLICOLOR_FORCE', 'PAGER',"
                               " 'GIT_PAGER'):\n    print(k, os.environ.get(k))")
