@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/corpus/manifest.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m kernel install --sys-prefix
+	$(PY) tests/corpus/fetch.py
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -147,13 +147,24 @@ def stdout_of(outputs: list[dict[str, Any]]) -> str:
 
 @contextmanager
 def running_kernel(kernel_name: str = KERNEL_NAME, env_extra: dict[str, str] | None = None,
-                   **km_kwargs: Any) -> Iterator[Frontend]:
-    """Start a kernel, yield a frontend, and make sure the process is gone afterwards."""
+                   extra_arguments: list[str] | None = None, env_drop: tuple[str, ...] = (),
+                   stderr: Any = None, **km_kwargs: Any) -> Iterator[Frontend]:
+    """Start a kernel, yield a frontend, and make sure the process is gone afterwards.
+
+    ``extra_arguments`` are appended to the kernelspec's command line, as nbclient and
+    papermill do; ``env_drop`` names variables the kernel must not inherit; ``stderr``
+    (a file) receives the kernel process's stderr.
+    """
     km = KernelManager(kernel_name=kernel_name, **km_kwargs)
-    if env_extra:
-        km.start_kernel(env={**os.environ, **env_extra})
-    else:
-        km.start_kernel()
+    start_kwargs: dict[str, Any] = {}
+    if env_extra or env_drop:
+        env = {**os.environ, **(env_extra or {})}
+        start_kwargs["env"] = {k: v for k, v in env.items() if k not in env_drop}
+    if extra_arguments:
+        start_kwargs["extra_arguments"] = list(extra_arguments)
+    if stderr is not None:
+        start_kwargs["stderr"] = stderr
+    km.start_kernel(**start_kwargs)
     kc = km.client()
     kc.start_channels()
     try:

@@ -8,7 +8,6 @@ can fix (a missing connection file) are one line on stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
@@ -67,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "run")
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    # IPython/traitlets options (``--HistoryManager.hist_file=...``, ``--profile``) are left
+    # over here and handed to ``ipyconfig``: a kernel must not die on them.
+    args, extra = parser.parse_known_args(args_list)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "install":
         return _install(args)
     if args.command == "uninstall":
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         for msg_type, channel, mode, route in table():
             print(f"{msg_type:24} {channel:8} {mode:9} -> {route.where} / {route.how}")
         return 0
-    return _run(args)
+    return _run(args, extra)
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -107,14 +111,11 @@ def _install(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    from .._app import logs
     from .._transport.connection import ConnectionFileError, bind_kernel_sockets
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"[trio-kernel {os.getpid()}] %(levelname)s %(name)s: %(message)s",
-        stream=sys.__stderr__,
-    )
+    logs.configure(args.log_level)
     # Bind first, before trio and IPython are imported: a frontend that connected at once
     # is then accepted on its first retry rather than a reconnect interval later.
     try:
@@ -122,6 +123,11 @@ def _run(args: argparse.Namespace) -> int:
     except ConnectionFileError as exc:
         print(f"trio-kernel: {exc}", file=sys.stderr)
         return 2
+    from .._app import ipyconfig  # after binding: it imports traitlets
+
+    ipython = ipyconfig.with_profile_files(ipyconfig.parse(extra))
+    ipyconfig.warn_about(ipython)
+    ipyconfig.notebook_environment()
     history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
     # Draw figures inline by default, as notebook users expect; only the standalone kernel
     # does this, an embedding application keeps its own backend.
@@ -139,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     _sigint.install()
     watch.start()
     try:
-        trio.run(_serve, bound, RunMode(args.default_mode), history, watch)
+        trio.run(_serve, bound, RunMode(args.default_mode), history, watch, ipython)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -147,12 +153,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: Any) -> None:
+async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: Any, ipython: Any) -> None:
     import trio
 
     from .._app.kernel import kernel_on
 
-    async with kernel_on(bound, default_mode=default_mode, history_file=history) as kernel:
+    async with kernel_on(bound, default_mode=default_mode, history_file=history, ipython=ipython) as kernel:
         if bound.owns_file:
             print(f"To connect another client to this kernel, use:\n"
                   f"    jupyter console --existing {kernel.connection_file}", file=sys.__stderr__)

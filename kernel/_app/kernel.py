@@ -65,6 +65,7 @@ from .._transport.heartbeat import HeartbeatControl, serve_heartbeat
 from .._transport.loops import call_soon, own_thread
 
 if TYPE_CHECKING:
+    from .._app.ipyconfig import IPythonOptions
     from .._debugger.debugger import Debugger
     from .._shell.cell import LatestCell
     from .._shell.comms import CommManager
@@ -131,6 +132,7 @@ async def open_kernel(
     default_mode: RunMode = RunMode.QUEUE,
     default_timeout: float | None = None,
     history_file: str | None = None,
+    capture_fds: bool = False,
 ) -> AsyncIterator[Kernel]:
     """Run a kernel on the current trio loop for the duration of the block.
 
@@ -138,10 +140,13 @@ async def open_kernel(
     it); without, a new file (mode 0600) is written to the Jupyter runtime dir and removed
     on exit. Cells run on the caller's loop, so they can ``await`` the application's
     objects; a cell that blocks blocks the application too (use ``# thread`` cells).
+    ``capture_fds=True`` sends what is written to fds 1 and 2 (subprocesses, C code) to
+    the running cell, as the standalone kernel does; off by default: the fds are the
+    application's.
     """
     bound = bind_kernel_sockets(connection_file, ip, transport, name or "")
     async with kernel_on(bound, namespace, default_mode=default_mode, default_timeout=default_timeout,
-                         history_file=history_file) as kernel:
+                         history_file=history_file, capture_fds=capture_fds) as kernel:
         yield kernel
 
 
@@ -153,6 +158,8 @@ async def kernel_on(
     default_mode: RunMode = RunMode.QUEUE,
     default_timeout: float | None = None,
     history_file: str | None = None,
+    ipython: IPythonOptions | None = None,
+    capture_fds: bool = False,
 ) -> AsyncIterator[Kernel]:
     """``open_kernel`` on sockets already bound; takes ownership of ``bound`` (closes it).
 
@@ -171,7 +178,7 @@ async def kernel_on(
             # The sockets answer kernel_info from here on; IPython is imported and the shell
             # built only now, while requests for it wait in the I/O loop (see IOLoop.attach).
             await _start_shell_side(nursery, io, kernel, shell_side, namespace, default_mode,
-                                    default_timeout, history_file)
+                                    default_timeout, history_file, ipython, capture_fds)
             if io.status is None:
                 raise RuntimeError("the I/O loop reported ready before its status tracker existed")
             io.status.starting()
@@ -214,24 +221,29 @@ class _ShellSide:
 
 async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, side: _ShellSide,
                             namespace: dict[str, Any] | None, default_mode: RunMode,
-                            default_timeout: float | None, history_file: str | None) -> None:
+                            default_timeout: float | None, history_file: str | None,
+                            ipython: IPythonOptions | None = None, capture_fds: bool = False) -> None:
     """Import IPython, build the shell and its runner, and hand them to the I/O loop.
 
     Fills ``side`` as it goes, recording how to undo each step right after it succeeds;
     the caller closes it, also when this fails half-way.
     """
+    from .._app import ipyconfig
     from .._shell import comms as _comms
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
     from .._shell.cell import LatestCell, register_fallback, unregister_fallback
     from .._shell.comms import CommManager
+    from .._shell.compat import attach_compat
     from .._shell.payloads import CellPayloads
     from .._shell.shell import close_shell, make_shell
 
     if io.iopub is None or io.stdin is None or io.token is None or io.status is None:
         raise RuntimeError("the I/O loop reported ready before its outboxes existed")
-    shell = kernel.shell = make_shell(namespace, history_file)
+    shell = kernel.shell = make_shell(namespace, history_file,
+                                      ipyconfig.shell_config(ipython, str(kernel.connection_file)),
+                                      ipyconfig.profile_dir(ipython))
     side.undo.append(functools.partial(close_shell, shell))
     shell.default_run_mode = default_mode
     shell.payload_manager = CellPayloads(parent=shell)
@@ -243,13 +255,18 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, s
     register_fallback(latest_cell)
     side.undo.append(functools.partial(unregister_fallback, latest_cell))
     comms = CommManager(io.iopub)
-    await _start_runner(side, nursery, io, kernel, shell, comms, latest_cell, default_timeout)
+    attach_compat(shell, io.iopub, comms, kernel)
+    capture = ipyconfig.fd_capture(shell, ipython, capture_fds)
+    if capture is not None:
+        side.undo.append(capture.close)
+    await _start_runner(side, nursery, io, kernel, shell, comms, latest_cell, default_timeout, ipython)
 
 
 async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
                         shell: TrioShell, comms: CommManager, latest_cell: LatestCell,
-                        default_timeout: float | None) -> None:
+                        default_timeout: float | None, ipython: IPythonOptions | None) -> None:
     """Start the main shell's runner and hand the shell to the I/O loop."""
+    from .._app import ipyconfig
     from .._debugger.debugger import Debugger
     from .._shell.comms import activate
     from .._shell.runner import ShellRunner
@@ -270,6 +287,7 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
     )
     runner = ShellRunner(shell, services, comms)
     activate(comms)  # a context variable of the runner's task: nothing to undo
+    ipyconfig.run_startup(shell, ipython)  # exec_lines, startup files: before any request runs
     await nursery.start(runner.run)
     side.debugger = debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),

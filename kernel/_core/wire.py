@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import numbers
+import re
 import uuid
 from typing import Any, cast
 
@@ -99,14 +100,54 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def pack(obj: Any) -> bytes:
-    """Serialise with orjson when present; fall back to json for what orjson refuses."""
+    """Serialise with orjson when present; fall back to json for what orjson refuses.
+
+    Text with lone surrogates (``os.fsdecode`` of a non-UTF-8 name, an exception message
+    built from one) cannot be UTF-8: each such code point becomes U+FFFD, so the output is
+    shown with a replacement character instead of being lost. (ipykernel sends the raw
+    bytes, invalid UTF-8 that clients decode to the same U+FFFD.)
+    """
     if orjson is not None:
         try:
             return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:
             pass
-    return json.dumps(obj, default=_json_default, ensure_ascii=False).encode()
+    text = json.dumps(obj, default=_json_default, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text).encode()
+
+
+def pack_anyway(obj: Any) -> bytes:
+    """``pack``, or, for content it cannot serialise, a stand-in that says why.
+
+    Used for what the kernel itself sends (replies, status): a reply must never be lost
+    because a value in it (a user expression, a payload) could not be encoded. Values JSON
+    cannot say become their ``repr``; a structure that still fails (a reference cycle)
+    becomes an error description.
+    """
+    try:
+        return pack(obj)
+    except (TypeError, ValueError):
+        pass
+    try:
+        text = json.dumps(obj, default=_repr_of, ensure_ascii=False)
+        return _LONE_SURROGATE.sub("\ufffd", text).encode()
+    except (TypeError, ValueError) as exc:
+        return pack({"status": "error", "ename": "EncodeError",
+                     "evalue": f"the kernel could not encode this message: {_short(exc)}", "traceback": []})
+
+
+def _repr_of(obj: Any) -> Any:
+    try:
+        return _json_default(obj)
+    except TypeError:
+        return repr(obj)
 
 
 def unpack(data: bytes) -> Any:
@@ -226,9 +267,9 @@ def encode(session: WireSession, out: Outgoing) -> list[bytes]:
     subshell_id = out.parent.get("subshell_id")
     if subshell_id is not None:
         header = {**header, "subshell_id": subshell_id}
-    metadata = out.metadata if isinstance(out.metadata, bytes) else pack(out.metadata or {})
-    content = out.content if isinstance(out.content, bytes) else pack(out.content)
-    parts = [pack(header), pack(out.parent), metadata, content]
+    metadata = out.metadata if isinstance(out.metadata, bytes) else pack_anyway(out.metadata or {})
+    content = out.content if isinstance(out.content, bytes) else pack_anyway(out.content)
+    parts = [pack_anyway(header), pack_anyway(out.parent), metadata, content]
     frames = [*out.idents, DELIMITER, session.sign(parts), *parts]
     if out.buffers:
         frames.extend(cast("list[bytes]", out.buffers))  # memoryviews go to zmq uncopied

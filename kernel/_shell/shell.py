@@ -352,8 +352,13 @@ def _close_leaked_scopes(task: trio.lowlevel.Task, before: Any) -> int:
     return len(leaked)
 
 
-def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> TrioShell:
+def make_shell(namespace: dict[str, Any] | None, history_file: str | None,
+               overrides: Any = None, profile_dir: Any = None) -> TrioShell:
     """Create the shell; the first one in a process becomes IPython's global instance.
+
+    ``overrides`` (a traitlets ``Config``: command-line options, the ``IPKernelApp``
+    section) is merged last. The class is ``zmqshell.ZMQInteractiveShell``, the name
+    libraries test for to detect a notebook kernel.
 
     Libraries (matplotlib-inline, ipywidgets, comm) find the shell via ``get_ipython()``,
     which only knows the singleton, so the first kernel registers there; later kernels in
@@ -373,12 +378,16 @@ def make_shell(namespace: dict[str, Any] | None, history_file: str | None) -> Tr
     # execute round trip. Batching ten entries is safe: history requests and a clean
     # shutdown write the cache out first; only a crash can lose the last few entries.
     config.HistoryManager.db_cache_size = 10
-    kwargs: dict[str, Any] = {"config": config}
+    if overrides is not None:
+        config.merge(overrides)
+    kwargs: dict[str, Any] = {"config": config, "profile_dir": profile_dir}
     if namespace is not None:
         kwargs["user_ns"] = namespace
+    from .._shell.zmqshell import ZMQInteractiveShell
+
     if InteractiveShell.initialized():
-        return TrioShell(**kwargs)
-    return TrioShell.instance(**kwargs)
+        return ZMQInteractiveShell(**kwargs)
+    return ZMQInteractiveShell.instance(**kwargs)
 
 
 def close_shell(shell: TrioShell) -> None:

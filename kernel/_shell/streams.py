@@ -6,6 +6,10 @@ iopub, the text belongs to. Text written outside any cell goes to the stream tha
 there before, so an application that embeds a kernel keeps its own terminal output.
 Installing is reference-counted so that several kernels in one process share one pair
 and the last one to close restores the originals.
+
+``before_write`` hooks (``fdcapture``) run on ``flush`` and before a write to a cell that
+follows a pause (``QUIET_GAP``): output a subprocess or C code wrote to fd 1/2 meanwhile is
+forwarded first, so it is not spliced into the middle of a line printed after it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 from .._shell.cell import cell_for_output
@@ -46,11 +52,29 @@ class CellStream(io.TextIOBase):
         cell = cell_for_output()
         if cell is None:
             return self.fallback.write(text)
+        if before_write:
+            now = time.monotonic()
+            if now - last_write[0] > QUIET_GAP:
+                for hook in before_write:
+                    hook(False)
+            last_write[0] = now
         cell.iopub.write_stream(cell.parent, self._name, text)
         return len(text)
 
     def flush(self) -> None:
-        """Nothing to do: the iopub socket task sends as soon as its loop runs."""
+        """Forward fd-level output written so far; the iopub socket task sends the rest as
+        soon as its loop runs."""
+        for hook in before_write:
+            hook(True)
+
+
+before_write: list[Callable[[bool], None]] = []
+"""Called with ``force`` (True on ``flush``) before text is written to a cell."""
+last_write = [0.0]
+QUIET_GAP = 0.0005
+"""``before_write`` runs for a write that comes more than this long after the previous
+one: the code did something else in between (ran a subprocess, called C code), which
+may have written to the fds. A tight print loop does not pay for a check per write."""
 
 
 _lock = threading.Lock()
