@@ -22,6 +22,7 @@ import math
 import sys
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import trio
@@ -325,9 +326,15 @@ class TrioShell(InteractiveShell):
         elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
             self.CustomTB(type(exc), exc, exc.__traceback__)
         else:
-            # Start the traceback at the user's code, below run_code's frame.
-            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-            self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
+            self.showtraceback((type(exc), exc, _user_part(exc.__traceback__)), running_compiled_code=True)
+
+
+def _user_part(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the user's first frame on: the kernel's frames that run a block
+    (``run_code``, the per-step driver in ``usercode``) are left out."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
 
 
 def _close_leaked_scopes(task: trio.lowlevel.Task, before: Any) -> int:
