@@ -217,6 +217,18 @@ def test_changed_sigint_handler_does_not_disable_interrupt(tmp_path: Path, handl
         k.assert_clean_log()
 
 
+def test_changed_sigint_handler_ipykernel() -> None:
+    """ipykernel, for comparison: it also puts its handler back after each request, so a
+    later blocking cell is interrupted (within one block it cannot be, and says nothing)."""
+    with running_kernel("python3") as fe:
+        reply, _ = fe.execute("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)")
+        assert reply["content"]["status"] == "ok"
+        msg_id = fe.submit("print('go', flush=True)\nwhile True:\n    pass")
+        fe.wait_for_stream(msg_id, "go")
+        fe.control("interrupt_request")
+        assert fe.shell_reply(msg_id, timeout=10)["content"]["ename"] == "KeyboardInterrupt"
+
+
 def test_interrupt_that_cannot_be_delivered_is_reported(tmp_path: Path) -> None:
     """A cell that ignores SIGINT and then blocks cannot be stopped by a signal: it is told."""
     with raw_kernel(tmp_path) as k:
