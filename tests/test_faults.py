@@ -265,6 +265,8 @@ def test_sigterm_ends_a_kernel_whose_main_thread_is_blocked(tmp_path: Path, cell
             kp.proc.send_signal(signal.SIGTERM)
             assert kp.proc.wait(10) == 0, kp.log_text()
         assert not path.exists(), "the kernel left its connection file behind"
+        forced = "did not stop within" in kp.log_text()
+        assert forced == (cell == "swallows KeyboardInterrupt"), kp.log_text()
 
 
 def test_sigterm_ends_a_kernel_waiting_for_input(tmp_path: Path) -> None:

@@ -217,6 +217,18 @@ def test_changed_sigint_handler_does_not_disable_interrupt(tmp_path: Path, handl
         k.assert_clean_log()
 
 
+def test_changed_sigint_handler_ipykernel() -> None:
+    """ipykernel, for comparison: it also puts its handler back after each request, so a
+    later blocking cell is interrupted (within one block it cannot be, and says nothing)."""
+    with running_kernel("python3") as fe:
+        reply, _ = fe.execute("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)")
+        assert reply["content"]["status"] == "ok"
+        msg_id = fe.submit("print('go', flush=True)\nwhile True:\n    pass")
+        fe.wait_for_stream(msg_id, "go")
+        fe.control("interrupt_request")
+        assert fe.shell_reply(msg_id, timeout=10)["content"]["ename"] == "KeyboardInterrupt"
+
+
 def test_interrupt_that_cannot_be_delivered_is_reported(tmp_path: Path) -> None:
     """A cell that ignores SIGINT and then blocks cannot be stopped by a signal: it is told."""
     with raw_kernel(tmp_path) as k:
@@ -401,3 +413,47 @@ def test_one_huge_line_becomes_bounded_stream_messages(tmp_path: Path) -> None:
         sizes = [len(m["content"]["text"].encode()) for m in streams]
         assert sum(sizes) == 20_000_001
         assert max(sizes) <= 256 * 1024, max(sizes)
+
+
+def test_a_failed_io_loop_releases_writers_held_by_back_pressure() -> None:
+    """The I/O loop fails; its outboxes are closed on the way out, so a thread printing more
+    than the back-pressure bound returns instead of waiting forever for a drain."""
+    import threading
+
+    from kernel._control.ioloop import IOLoop
+    from kernel._core.wire import make_session
+    from kernel._transport.connection import bind_kernel_sockets
+
+    bound = bind_kernel_sockets(None)
+    ready = threading.Event()
+    io = IOLoop(make_session(bound.info.key), bound.sockets, on_ready=lambda _: ready.set(),
+                on_shutdown=lambda restart: None)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            io.run()
+        except BaseException as exc:
+            failures.append(exc)
+
+    async def fail() -> None:
+        raise RuntimeError("the I/O loop failed")
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        assert ready.wait(TIMEOUT)
+        io.post(fail)
+        loop.join(TIMEOUT)
+        assert failures and not loop.is_alive()
+        assert io.iopub is not None
+        chunk = "x" * (9 << 20)
+        writer = threading.Thread(target=lambda: [io.iopub.write_stream({}, "stdout", chunk) for _ in range(3)],
+                                  daemon=True)  # never joined if it hangs: the test fails instead
+        writer.start()
+        writer.join(TIMEOUT)
+        assert not writer.is_alive(), "a writer waits forever on an outbox nobody drains"
+    finally:
+        io.stop_threadsafe()
+        loop.join(TIMEOUT)
+        bound.close()

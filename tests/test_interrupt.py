@@ -21,6 +21,8 @@ CASES = {
               "finally:\n    print('cleanup ran')", 0.05),
     "time.sleep": ("import time\nprint('go', flush=True)\ntime.sleep(60)", 0.1),
     "busy loop": ("print('go', flush=True)\nwhile True:\n    pass", 0.1),
+    "busy loop after an await": ("import trio\nprint('go', flush=True)\nif True:\n    await trio.sleep(0)\n"
+                                 "    while True:\n        pass", 0.1),
     "thread sleep loop": ("# thread\nimport time\nprint('go', flush=True)\nwhile True:\n    time.sleep(0.02)", 0.2),
     "thread busy loop": ("# thread\nprint('go', flush=True)\nwhile True:\n    pass", 0.2),
     "thread await": ("# thread\nimport trio\nprint('go', flush=True)\nawait trio.sleep(60)", 0.05),

@@ -48,22 +48,31 @@ class UserCodeGate:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.in_user_code = False
+        self._steps: list[object] = []
         self.pending: BaseException | None = None
         self.asked = 0
         """Interrupt rounds asked for (I/O loop)."""
         self.delivered = 0
         """Rounds answered by a KeyboardInterrupt raised in (or kept for) the cell."""
 
-    def enter(self) -> BaseException | None:
-        """Mark user code as running; return a kept exception to raise in it first."""
+    def enter(self, step: object) -> BaseException | None:
+        """Mark user code as running; return a kept exception to raise in it first.
+
+        Steps nest when user code runs a cell itself (``get_ipython().run_cell(...)``):
+        the mark stays until every step has left.
+        """
         with self.lock:
+            self._steps.append(step)
             self.in_user_code = True
             pending, self.pending = self.pending, None
         return pending
 
-    def leave(self) -> None:
+    def leave(self, step: object) -> None:
+        """End ``step`` (idempotent: it may be called again after an async exception)."""
         with self.lock:
-            self.in_user_code = False
+            if step in self._steps:
+                self._steps.remove(step)
+            self.in_user_code = bool(self._steps)
 
     def keep(self, exc: BaseException) -> None:
         """An exception that arrived outside a step: thrown in at the next step."""

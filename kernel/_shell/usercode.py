@@ -51,8 +51,9 @@ def run_block(gate: UserCodeGate, code: types.CodeType, global_ns: dict[str, Any
     """Run a synchronous block of a cell as one step."""
     box: list[Any] = []
     failure: BaseException | None = None
+    step = object()
     try:
-        pending = gate.enter()
+        pending = gate.enter(step)
         if pending is not None:
             raise pending
         _exec(code, global_ns, local_ns, box)
@@ -61,7 +62,7 @@ def run_block(gate: UserCodeGate, code: types.CodeType, global_ns: dict[str, Any
     late: BaseException | None = None
     while True:  # clearing the mark, in this frame: what arrives meanwhile is caught here
         try:
-            gate.leave()
+            gate.leave(step)
             break
         except BaseException as exc:
             late = late or exc
@@ -95,8 +96,9 @@ def _drive(gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> Gene
     while True:
         box: list[Any] = []
         failure: BaseException | None = None
+        step = object()
         try:
-            pending = gate.enter()
+            pending = gate.enter(step)
             if pending is not None:
                 value, error = None, pending
             _resume(coro, box, value, error)
@@ -105,7 +107,7 @@ def _drive(gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> Gene
         late: BaseException | None = None
         while True:  # clearing the mark, in this frame: what arrives meanwhile is caught here
             try:
-                gate.leave()
+                gate.leave(step)
                 break
             except BaseException as exc:
                 late = late or exc
