@@ -255,8 +255,11 @@ def test_fd_output_reaches_the_cell(kernels: dict[str, Frontend]) -> None:
         out = stdout_of(outputs)
         if name == "python3":  # ipykernel forwards fd output asynchronously: it may come after idle
             out = _late_stdout(kernels[name], reply["parent_header"]["msg_id"], out, "from a child")
-        assert out.splitlines() == ["from a subprocess", "from printf", "from write(1)", "from a child",
-                                    "from print"], name
+        expected = ["from a subprocess", "from printf", "from write(1)", "from a child", "from print"]
+        if name == "python3":  # its forwarding thread races the cell's own print: order varies
+            assert sorted(out.splitlines()) == sorted(expected), name
+        else:  # ours empties the pipes before each write that follows a pause: written order
+            assert out.splitlines() == expected, name
         assert "to stderr" in "".join(m["content"]["text"] for m in outputs
                                       if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
 

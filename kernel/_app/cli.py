@@ -157,11 +157,12 @@ async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: 
     import trio
 
     from .._app.kernel import kernel_on
+    from .._app.logs import to_process_stderr
 
     async with kernel_on(bound, default_mode=default_mode, history_file=history, ipython=ipython) as kernel:
         if bound.owns_file:
-            print(f"To connect another client to this kernel, use:\n"
-                  f"    jupyter console --existing {kernel.connection_file}", file=sys.__stderr__)
+            to_process_stderr(f"To connect another client to this kernel, use:\n"
+                              f"    jupyter console --existing {kernel.connection_file}")
         token = trio.lowlevel.current_trio_token()
         watch.serving(lambda: kernel.stop_threadsafe(token))  # called from the watch thread
         try:

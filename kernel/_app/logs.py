@@ -19,6 +19,20 @@ import sys
 KERNEL_LOGGER = "kernel"
 
 
+def to_process_stderr(text: str) -> None:
+    """Write a line for the person who started the kernel, not for a cell: through the
+    ``kernel`` logger's handler, whose stream is the original fd 2 (``sys.__stderr__`` may
+    be a pipe into the running cell once fds are captured). Before ``configure`` it is
+    ``sys.__stderr__``."""
+    for handler in logging.getLogger(KERNEL_LOGGER).handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is not None:
+            print(text, file=stream, flush=True)
+            return
+    if sys.__stderr__ is not None:
+        print(text, file=sys.__stderr__, flush=True)
+
+
 def configure(level: str) -> None:
     """Send the ``kernel`` logger's records at ``level`` and above to the real stderr."""
     logger = logging.getLogger(KERNEL_LOGGER)

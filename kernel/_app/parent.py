@@ -21,7 +21,6 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -107,7 +106,8 @@ class ExitWatch:
             request_stop()
         if self._finished.wait(self._grace):
             return
-        print(f"trio-kernel: {why} and the kernel did not stop within {self._grace:.0f} s: exiting",
-              file=sys.__stderr__, flush=True)
+        from .logs import to_process_stderr
+
+        to_process_stderr(f"trio-kernel: {why} and the kernel did not stop within {self._grace:.0f} s: exiting")
         self._cleanup()
         os._exit(0)
