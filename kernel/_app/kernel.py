@@ -255,7 +255,8 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
         token.run_sync_soon(kernel._request_shutdown, restart)
 
     io = IOLoop(session, sockets,
-                on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown)
+                on_ready=lambda _: token.run_sync_soon(ready.set), on_shutdown=on_shutdown,
+                ports={k: v for k, v in kernel.connection_info.items() if k.endswith("_port")})
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_join_io_thread, io)
         try:

@@ -29,12 +29,13 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 import zmq
 
+from .._control import usage as _usage
 from .._control.interrupt import Interrupter, RunningCell
 from .._core import replies as _replies
 from .._core.enums import Channel, RunMode, Where
@@ -62,9 +63,12 @@ class IOLoop:
     """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
 
     def __init__(self, session: WireSession, sockets: dict[Channel, zmq.Socket],
-                 on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None]) -> None:
+                 on_ready: Callable[[IOLoop], None], on_shutdown: Callable[[bool], None],
+                 ports: Mapping[str, int] | None = None) -> None:
         self.session = session
         self.sockets = sockets
+        self.ports = dict(ports or {})
+        self.usage = _usage.UsageMeter()
         self.shell: TrioShell | None = None
         self._attached = trio.Event()
         self._early: list[Message] = []
@@ -306,6 +310,10 @@ class IOLoop:
             await self._attached.wait()
             assert self.debugger is not None
             self._reply(msg, await self.debugger.handle(msg.content))
+        elif kind == "usage_request":
+            self._reply(msg, await self.usage.reply())
+        elif kind == "connect_request":
+            self._reply(msg, _usage.connect_reply(self.ports))
         elif kind == "shutdown_request":
             restart = bool(msg.content.get("restart", False))
             self._reply(msg, {"status": "ok", "restart": restart})

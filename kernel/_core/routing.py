@@ -26,7 +26,7 @@ import attrs
 from .._core.enums import Channel, RunMode, Where
 
 IO_REQUESTS: frozenset[str] = frozenset(
-    {"kernel_info_request", "comm_info_request", "shutdown_request", "interrupt_request"}
+    {"kernel_info_request", "comm_info_request", "connect_request", "shutdown_request", "interrupt_request"}
 )
 """Shell-channel requests answered by the I/O loop itself."""
 
@@ -62,8 +62,10 @@ def route(msg_type: str, channel: Channel, mode: RunMode) -> Route:
 CONTROL_REQUESTS: frozenset[str] = frozenset(
     {
         "kernel_info_request",
+        "connect_request",
         "interrupt_request",
         "shutdown_request",
+        "usage_request",
         "debug_request",
         "create_subshell_request",
         "delete_subshell_request",
