@@ -8,6 +8,7 @@ cell file names) are tested synchronously below them.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections.abc import Iterator
@@ -50,6 +51,12 @@ def test_cell_path_uses_prefix_and_suffix() -> None:
     number = path[len(cells.prefix()):-len(cells.SUFFIX)]
     assert number == str(cells.murmur2(b"print(1)\n", cells.HASH_SEED))
     assert cells.cell_path("x = 'é'") != cells.cell_path("x = 'e'")
+
+
+def test_cell_path_is_one_jupyterlab_shows_as_a_cell() -> None:
+    """JupyterLab's debugger shows "Cell [n]" only for paths containing ``ipykernel_``."""
+    assert "ipykernel_" in cells.cell_path("print(1)\n")
+    assert str(os.getpid()) in cells.prefix()  # one directory per process
 
 
 @given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=20), max_size=4),
