@@ -53,6 +53,15 @@ class Frontend:
             self._replies[msg["parent_header"].get("msg_id", "")] = msg
         return self._replies.pop(msg_id)
 
+    def replied(self, msg_id: str) -> bool:
+        """Whether the shell reply to ``msg_id`` has arrived by now (reads without waiting)."""
+        while True:
+            try:
+                msg = _check(self.kc.get_shell_msg(timeout=0))
+            except queue.Empty:
+                return msg_id in self._replies
+            self._replies[msg["parent_header"].get("msg_id", "")] = msg
+
     def control(self, msg_type: str, content: dict[str, Any] | None = None,
                 timeout: float = TIMEOUT) -> dict[str, Any]:
         """Send a request on control and return its reply."""

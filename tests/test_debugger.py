@@ -273,6 +273,29 @@ def test_second_session(debug_kernel: Frontend) -> None:
         client.ok("disconnect", {"restart": False, "terminateDebuggee": False})
 
 
+def test_stopped_queued_cell_holds_the_shell_loop(debug_kernel: Frontend) -> None:
+    """A queued cell stopped at a breakpoint pauses the shell thread, and with it the shell's
+    trio loop: a ``# task`` cell sent meanwhile starts only after ``continue``. Control and a
+    subshell (a thread and loop of its own) keep serving."""
+    client = DebugClient(debug_kernel)
+    client.ok("initialize", {"clientID": "test", "adapterID": "trio", "pathFormat": "path"})
+    client.ok("attach", {})
+    source = client.ok("dumpCell", {"code": CELL})["body"]["sourcePath"]
+    client.ok("setBreakpoints", {"source": {"path": source}, "breakpoints": [{"line": BREAK_LINE}]})
+    client.ok("configurationDone")
+    msg_id = debug_kernel.kc.execute(CELL)
+    thread_id = client.wait_event("stopped")["body"]["threadId"]
+    task_id = debug_kernel.submit("# task\n'the task ran'")
+    subshell = debug_kernel.control("create_subshell_request")["content"]["subshell_id"]
+    reply = debug_kernel.shell_reply(debug_kernel.submit("'the subshell ran'", subshell_id=subshell))
+    assert reply["content"]["status"] == "ok"
+    assert not debug_kernel.replied(task_id)  # sent before the subshell's cell, still waiting
+    client.ok("continue", {"threadId": thread_id})
+    assert debug_kernel.shell_reply(task_id, timeout=TIMEOUT)["content"]["status"] == "ok"
+    assert debug_kernel.shell_reply(msg_id, timeout=TIMEOUT)["content"]["status"] == "ok"
+    client.ok("disconnect", {"restart": False, "terminateDebuggee": False})
+
+
 def test_breakpoint_in_thread_cell(debug_kernel: Frontend) -> None:
     """A ``# thread`` cell stops in its worker thread; the shell loop and control keep going."""
     client = DebugClient(debug_kernel)
