@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is needed; run e2e/setup.sh")
 
+ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -235,6 +236,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> I
 def notebook7(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> Iterator[Server]:
     """Yield a running Notebook 7 server (``jupyter notebook``) that can start ``kernel_name``."""
     yield from serve("notebook", tmp_path_factory.mktemp("notebook7"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Screenshot the page of a test that failed, as ``artifacts/failed-<test>.png``.
+
+    The module's final screenshot shows the page after later tests changed it; this one
+    shows what the failing step saw.
+    """
+    report: pytest.TestReport = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):  # a page that crashed cannot be photographed
+            page.screenshot(path=ARTIFACTS / f"failed-{item.name}.png", full_page=True)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -101,12 +101,14 @@ def switch_debugger_on(page: Page) -> None:
 
 
 def click_gutter(page: Page, index: int, line: int) -> None:
-    """Click the breakpoint gutter beside ``line`` (1-based) of cell ``index``, as a person does."""
-    target = cell(page, index)
-    gutter = target.locator(".cm-gutter.cm-breakpoint-gutter").bounding_box()
-    row = target.locator(".cm-line").nth(line - 1).bounding_box()
-    assert gutter is not None and row is not None
-    page.mouse.click(gutter["x"] + gutter["width"] / 2, row["y"] + row["height"] / 2)
+    """Click the breakpoint gutter beside ``line`` (1-based) of cell ``index``, as a person does.
+
+    The gutter has one element per line after a hidden spacer; clicking the element (not
+    a point computed from a bounding box) lets Playwright wait until the cell stops moving.
+    """
+    gutter = cell(page, index).locator(".cm-gutter.cm-breakpoint-gutter .cm-gutterElement")
+    gutter.nth(line).click()
+    expect(gutter.nth(line).locator(".cm-breakpoint-icon")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     # The breakpoint is set once it is listed in the sidebar's Breakpoints panel, by cell.
     listed = sidebar(page).locator(".jp-DebuggerBreakpoint", has_text=str(line))
     expect(listed).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
@@ -122,21 +124,35 @@ def expect_stopped(page: Page, index: int) -> None:
     expect(frames(page).nth(1)).to_contain_text("<module>", timeout=OUTPUT_TIMEOUT_MS)
     # The variables panel opens on Globals; a person picks Locals to see the frame's own.
     sidebar(page).locator('select[aria-label="Scope"]').select_option("Locals")
-    rows = sidebar(page).locator(".jp-DebuggerVariables-body").first.locator("jp-tree-item")
-    total = rows.filter(has=page.locator(".jp-DebuggerVariables-name", has_text="total"))
-    expect(total.locator(".jp-DebuggerVariables-detail")).to_have_text("42", timeout=OUTPUT_TIMEOUT_MS)
+    expect_variable(page, "total", "42")
     expect(cell(page, index).locator(".jp-DebuggerEditor-highlight")).to_contain_text("return total")
 
 
+def expect_variable(page: Page, name: str, value: str) -> None:
+    """Wait until the variables panel lists ``name`` with ``value``."""
+    rows = sidebar(page).locator(".jp-DebuggerVariables-body").first.locator("jp-tree-item")
+    row = rows.filter(has=page.locator(".jp-DebuggerVariables-name", has_text=name))
+    expect(row.locator(".jp-DebuggerVariables-detail")).to_have_text(value, timeout=OUTPUT_TIMEOUT_MS)
+
+
 def step_over_then_continue(page: Page, index: int) -> Locator:
-    """Next (F10) leaves ``add`` for the cell's own frame; Continue (F9) lets the cell finish."""
+    """Next (F10) leaves ``add`` for the cell's own frame; Continue (F9) lets the cell finish.
+
+    Continue is pressed once the variables panel shows the new frame (``y`` = 42), as a
+    person reads it first: JupyterLab asks for a frame's variables after each stop, and a
+    request debugpy receives just as the thread resumes can go unanswered (see README).
+    """
     sidebar(page).locator('jp-button[data-command="debugger:next"]').click()
     expect(frames(page)).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
     expect(frames(page).nth(0)).to_contain_text("<module>", timeout=OUTPUT_TIMEOUT_MS)
+    expect_variable(page, "y", "42")
     sidebar(page).locator('jp-button[data-command="debugger:continue"]').click()
     target = cell(page, index)
     expect_output(target, "result 42")
     expect(frames(page)).to_have_count(0, timeout=OUTPUT_TIMEOUT_MS)
+    # JupyterLab hides its "Paused in Debugger" overlay (which blocks clicks on the
+    # notebook) when the kernel reports the thread ``continued``.
+    expect(notebook(page).get_by_text("Paused in Debugger")).to_be_hidden(timeout=OUTPUT_TIMEOUT_MS)
     return target
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is needed; run e2e/setup.sh").expect
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+"""Screenshots (ignored by git); conftest writes failures' there too."""
 PAGE_TIMEOUT_MS = 60_000
 KERNEL_READY_TIMEOUT_MS = 60_000
 OUTPUT_TIMEOUT_MS = 30_000

@@ -78,6 +78,51 @@ def test_dap_framing_rejects_garbage(data: bytes) -> None:
         DAPBuffer().feed(data)
 
 
+def _replay(messages: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[tuple[str, int]]:
+    """Feed ``Debugger`` DAP events and ``continue`` responses as its reader would; return
+    the (event, threadId) pairs it publishes to the frontend."""
+    from kernel._debugger.client import Pending
+    from kernel._debugger.debugger import Debugger
+
+    published: list[dict[str, Any]] = []
+    debugger = Debugger(None, published.append, spawn=lambda fn: None)  # type: ignore[arg-type]
+    for kind, body, arguments in messages:
+        if kind == "response":
+            debugger._on_response(Pending("continue", arguments), {"type": "response", "seq": 9,
+                                                                    "success": True, "body": body})
+        else:
+            debugger._on_event({"type": "event", "seq": 1, "event": kind, "body": body})
+    return [(e["event"], e["body"]["threadId"]) for e in published]
+
+
+def test_continue_response_reports_every_resumed_thread() -> None:
+    """JupyterLab sends ``continue`` for thread 1 (its model forgets the stopped thread first);
+    debugpy resumes all threads but may send no ``continued`` for a thread cell's worker: the
+    kernel reports it when the response comes, and drops debugpy's late duplicate."""
+    assert _replay([
+        ("stopped", {"threadId": 6}, {}),
+        ("response", {"allThreadsContinued": True}, {"threadId": 1}),
+        ("continued", {"threadId": 6, "allThreadsContinued": False}, {}),
+    ]) == [("stopped", 6), ("continued", 6)]
+
+
+def test_continued_event_before_response_is_reported_once() -> None:
+    assert _replay([
+        ("stopped", {"threadId": 1}, {}),
+        ("continued", {"threadId": 1, "allThreadsContinued": False}, {}),
+        ("response", {"allThreadsContinued": True}, {"threadId": 1}),
+        ("stopped", {"threadId": 1}, {}),
+    ]) == [("stopped", 1), ("continued", 1), ("stopped", 1)]
+
+
+def test_single_thread_continue_reports_only_that_thread() -> None:
+    assert _replay([
+        ("stopped", {"threadId": 1}, {}),
+        ("stopped", {"threadId": 6}, {}),
+        ("response", {"allThreadsContinued": False}, {"threadId": 6}),
+    ]) == [("stopped", 1), ("stopped", 6), ("continued", 6)]
+
+
 # -- end to end --------------------------------------------------------------------------
 
 class DebugClient:

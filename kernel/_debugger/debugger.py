@@ -48,7 +48,7 @@ import trio
 
 from .._debugger import cells as cells
 from .._debugger import variables as dvars
-from .._debugger.client import DAPClient
+from .._debugger.client import DAPClient, Pending
 from .._debugger.dap import failure, response
 from .._debugger.start import listen, mark_kernel_threads
 from .._shell.shell import TrioShell
@@ -148,11 +148,37 @@ class Debugger:
         elif name == "stopped" and isinstance(body.get("threadId"), int):
             self._stopped.add(body["threadId"])
         elif name == "continued":
-            if body.get("allThreadsContinued", True):
-                self._stopped.clear()
-            else:
-                self._stopped.discard(body.get("threadId"))
+            resumed = self._resumed(body, body.get("threadId"))
+            if not resumed:
+                return  # already reported when the continue response came (see _on_response)
+            self._stopped -= resumed
         self.publish_event(event)
+
+    def _on_response(self, pending: Pending, response: dict[str, Any]) -> None:
+        """Report the threads a ``continue`` resumed, as ``continued`` events, in stream order.
+
+        debugpy resumes every stopped thread on ``continue`` (the response says
+        ``allThreadsContinued``) but does not always send a ``continued`` event for each:
+        seen with a ``# thread`` cell whose worker thread goes idle right after it resumes.
+        JupyterLab hides its "Paused in Debugger" overlay, which blocks clicks on the
+        notebook, only on that event, so the kernel sends it. Called by the reader before
+        any later message is handled, so it cannot overtake the next ``stopped``.
+        """
+        if pending.command != "continue" or not response.get("success"):
+            return
+        for thread_id in sorted(self._resumed(response.get("body") or {}, pending.arguments.get("threadId"))):
+            self._stopped.discard(thread_id)
+            self.publish_event({"seq": response.get("seq", 0), "type": "event", "event": "continued",
+                                "body": {"threadId": thread_id, "allThreadsContinued": False}})
+
+    def _resumed(self, body: dict[str, Any], thread_id: object) -> set[int]:
+        """The stopped threads a ``continued`` event or ``continue`` response resumes.
+
+        DAP: ``allThreadsContinued`` omitted means true.
+        """
+        if body.get("allThreadsContinued", True):
+            return set(self._stopped)
+        return {t for t in self._stopped if t == thread_id}
 
     async def _initialize(self, request: dict[str, Any]) -> dict[str, Any]:
         async with self._start_lock:
@@ -163,7 +189,7 @@ class Debugger:
                     mark_kernel_threads()
                     host, port = await trio.to_thread.run_sync(listen, abandon_on_cancel=True)
                     stream = await trio.open_tcp_stream(host, port)
-                client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT)
+                client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT, self._on_response)
                 self._initialized = trio.Event()
                 self._configured = False
                 self._client = client
