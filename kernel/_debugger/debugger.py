@@ -159,7 +159,7 @@ class Debugger:
 
         debugpy resumes every stopped thread on ``continue`` (the response says
         ``allThreadsContinued``) but does not always send a ``continued`` event for each:
-        seen with a ``# thread`` cell whose worker thread goes idle right after it resumes.
+        seen for a ``# thread`` cell's worker while a ``variables`` request for it was pending.
         JupyterLab hides its "Paused in Debugger" overlay, which blocks clicks on the
         notebook, only on that event, so the kernel sends it. Called by the reader before
         any later message is handled, so it cannot overtake the next ``stopped``.
