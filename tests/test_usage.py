@@ -138,3 +138,16 @@ def test_child_process_memory_is_counted(any_kernel: Frontend) -> None:
     finally:
         assert "0" in run(any_kernel, "child.stdin.close(); print(child.wait(timeout=10))")
     assert during - before >= 190 * MIB
+
+
+def test_usage_answers_while_a_cell_blocks(any_kernel: Frontend) -> None:
+    """The panel keeps updating while a cell holds the kernel's main thread: usage_request is
+    answered by the I/O thread (ipykernel: its control thread)."""
+    msg_id = any_kernel.submit("import time\nprint('blocking', flush=True)\ntime.sleep(30)")
+    any_kernel.wait_for_stream(msg_id, "blocking")
+    try:
+        content = any_kernel.control("usage_request", timeout=5)["content"]
+        assert content["pid"] == any_kernel.km.provisioner.pid
+    finally:
+        any_kernel.control("interrupt_request")
+        assert any_kernel.shell_reply(msg_id)["content"]["status"] == "error"
