@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from trio.testing import wait_all_tasks_blocked
 
 from kernel._debugger import cells
 from kernel._debugger.dap import DAPBuffer, DAPError, frame
+from kernel._debugger.gate import ResumeGate, reads_frames
 from tests.harness import Frontend, running_kernel
 
 TIMEOUT = 30.0
@@ -121,6 +124,75 @@ def test_single_thread_continue_reports_only_that_thread() -> None:
         ("stopped", {"threadId": 6}, {}),
         ("response", {"allThreadsContinued": False}, {"threadId": 6}),
     ]) == [("stopped", 1), ("stopped", 6), ("continued", 6)]
+
+
+@pytest.mark.parametrize(("command", "arguments", "expected"), [
+    ("variables", {"variablesReference": 3}, True), ("scopes", {"frameId": 1}, True),
+    ("stackTrace", {"threadId": 1}, True), ("evaluate", {"expression": "x", "frameId": 2}, True),
+    ("evaluate", {"expression": "x"}, False), ("setBreakpoints", {}, False), ("continue", {}, False),
+])
+def test_reads_frames(command: str, arguments: dict[str, Any], expected: bool) -> None:
+    assert reads_frames(command, arguments) is expected
+
+
+async def test_resume_waits_for_frame_reads_in_flight() -> None:
+    """A Continue sent while debugpy still owes a ``variables`` answer goes out only after
+    that answer; frame reads asked for after it are refused until the next stop."""
+    gate = ResumeGate()
+    order: list[str] = []
+    answered = trio.Event()
+
+    async def read() -> None:
+        with gate.reading():
+            await answered.wait()
+            order.append("variables answered")
+
+    async def resume() -> None:
+        await gate.resume()
+        order.append("continue sent")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(resume)
+        await wait_all_tasks_blocked()
+        assert order == [] and gate.resuming  # new reads are refused from here on
+        answered.set()
+    assert order == ["variables answered", "continue sent"]
+    assert gate.resuming
+    gate.stopped()
+    assert not gate.resuming
+
+
+async def test_debugger_refuses_frame_reads_between_continue_and_stop() -> None:
+    """Through ``Debugger.handle``: after Continue, a ``variables`` request is answered with
+    a failure at once and never reaches debugpy; after the next stop it does again."""
+    from kernel._debugger.debugger import Debugger
+
+    sent: list[str] = []
+
+    class FakeDebugpy:
+        async def request(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+            sent.append(command)
+            return {"type": "response", "seq": len(sent), "success": True, "command": command, "body": {}}
+
+    debugger = Debugger(None, lambda event: None, spawn=lambda fn: None)  # type: ignore[arg-type]
+    debugger._client = FakeDebugpy()  # type: ignore[assignment]
+    variables = {"type": "request", "seq": 1, "command": "variables", "arguments": {"variablesReference": 7}}
+    resume = {"type": "request", "seq": 2, "command": "continue", "arguments": {"threadId": 1}}
+    assert (await debugger.handle(resume))["success"]
+    refused = await debugger.handle(variables)
+    assert not refused["success"] and "resuming" in refused["message"]
+    assert sent == ["continue"]
+    debugger._on_event({"type": "event", "seq": 3, "event": "stopped", "body": {"threadId": 1}})
+    assert (await debugger.handle(variables))["success"]
+    assert sent == ["continue", "variables"]
+
+
+async def test_resume_with_nothing_in_flight_goes_at_once() -> None:
+    gate = ResumeGate()
+    with trio.fail_after(1):
+        await gate.resume()
 
 
 # -- end to end --------------------------------------------------------------------------

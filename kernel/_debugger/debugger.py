@@ -50,6 +50,7 @@ from .._debugger import cells as cells
 from .._debugger import variables as dvars
 from .._debugger.client import DAPClient, Pending
 from .._debugger.dap import failure, response
+from .._debugger.gate import RESUME_REQUESTS, ResumeGate, reads_frames
 from .._debugger.start import listen, mark_kernel_threads
 from .._shell.shell import TrioShell
 
@@ -80,6 +81,7 @@ class Debugger:
         self._configured = False
         self._breakpoints: dict[str, list[dict[str, Any]]] = {}
         self._stopped: set[int] = set()
+        self._gate = ResumeGate()
         self._removed_transforms: list[tuple[int, Any]] = []
         self._local: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "debugInfo": self._debug_info,
@@ -115,7 +117,7 @@ class Debugger:
                 return await self._copy_to_globals(content)
             if command == "disconnect":
                 return await self._disconnect(content)
-            reply = await self._forward(content)
+            reply = await self._forward_through_gate(content)
             if command == "setBreakpoints":
                 self._remember_breakpoints(content, reply)
             elif command == "variables" and reply.get("success"):
@@ -130,6 +132,19 @@ class Debugger:
         except Exception as exc:
             log.exception("debug request %r failed", command)
             return failure(content, f"{type(exc).__name__}: {exc}")
+
+    async def _forward_through_gate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Forward a request, keeping frame reads and resumes apart (see ``_debugger.gate``)."""
+        command = request.get("command")
+        arguments = request.get("arguments")
+        if reads_frames(command, arguments if isinstance(arguments, dict) else {}):
+            if self._gate.resuming:
+                return failure(request, f"{command}: the thread is resuming; ask again once it stops")
+            with self._gate.reading():
+                return await self._forward(request)
+        if command in RESUME_REQUESTS:
+            await self._gate.resume()
+        return await self._forward(request)
 
     async def _forward(self, request: dict[str, Any], command: str | None = None,
                        arguments: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -147,6 +162,7 @@ class Debugger:
             self._initialized.set()
         elif name == "stopped" and isinstance(body.get("threadId"), int):
             self._stopped.add(body["threadId"])
+            self._gate.stopped()
         elif name == "continued":
             resumed = self._resumed(body, body.get("threadId"))
             if not resumed:
@@ -238,6 +254,7 @@ class Debugger:
         client, self._client = self._client, None
         self._breakpoints.clear()
         self._stopped.clear()
+        self._gate = ResumeGate()
         self._configured = False
         self._restore_transforms()
         if client is not None:
@@ -349,11 +366,12 @@ class Debugger:
         if not isinstance(name, str) or not name.isidentifier():
             # Group rows of the variables view ("special variables"...) have no value.
             return response(request, body={"data": {}, "metadata": {}})
-        if self._client is not None and self._stopped and isinstance(frame_id, int):
+        if self._client is not None and self._stopped and not self._gate.resuming and isinstance(frame_id, int):
             token = uuid.uuid4().hex
-            reply = await self._client.request("evaluate", {
-                "expression": dvars.stash_expression(token, name), "frameId": frame_id, "context": "repl",
-            })
+            with self._gate.reading():
+                reply = await self._client.request("evaluate", {
+                    "expression": dvars.stash_expression(token, name), "frameId": frame_id, "context": "repl",
+                })
             found, value = dvars.take(token)
             if not (reply.get("success") and found):
                 return failure(request, str(reply.get("message") or f"cannot evaluate {name}"))
