@@ -139,8 +139,8 @@ def step_over_then_continue(page: Page, index: int) -> Locator:
     """Next (F10) leaves ``add`` for the cell's own frame; Continue (F9) lets the cell finish.
 
     Continue is pressed once the variables panel shows the new frame (``y`` = 42), as a
-    person reads it first: JupyterLab asks for a frame's variables after each stop, and a
-    request debugpy receives just as the thread resumes can go unanswered (see README).
+    person reads it first. (Pressing it earlier works too: the kernel keeps the panel's
+    requests and the resume apart, see ``kernel/_debugger/gate.py``.)
     """
     sidebar(page).locator('jp-button[data-command="debugger:next"]').click()
     expect(frames(page)).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
