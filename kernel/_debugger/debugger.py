@@ -19,6 +19,8 @@ as a ``debug_event``. The kernel answers itself what debugpy does not know: ``de
 ``dumpCell`` (cells are compiled under the names it reports, see ``_debugger_cells``),
 ``inspectVariables``, ``richInspectVariables``, ``copyToGlobals``, ``source``, ``modules``, and
 ``configurationDone`` (sent to debugpy during ``attach``, as debugpy's handshake requires).
+Two repairs sit between the frontend and debugpy: ``_debugger_gate`` keeps frame reads and
+resumes apart, and ``_debugger_stops`` reports every thread a ``continue`` resumed.
 
 Threads. A breakpoint stops the thread running the cell (the shell loop's thread, or a thread
 cell's worker), and only that thread (``stopAllThreadsOnSuspend: false``): the I/O thread keeps
@@ -52,6 +54,7 @@ from .._debugger.client import DAPClient, Pending
 from .._debugger.dap import failure, response
 from .._debugger.gate import RESUME_REQUESTS, ResumeGate, reads_frames
 from .._debugger.start import listen, mark_kernel_threads
+from .._debugger.stops import StopTracker
 from .._shell.shell import TrioShell
 
 log = logging.getLogger("kernel.debugger")
@@ -80,7 +83,7 @@ class Debugger:
         self._initialized = trio.Event()
         self._configured = False
         self._breakpoints: dict[str, list[dict[str, Any]]] = {}
-        self._stopped: set[int] = set()
+        self._stops = StopTracker()
         self._gate = ResumeGate()
         self._removed_transforms: list[tuple[int, Any]] = []
         self._local: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -157,44 +160,19 @@ class Debugger:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         """Called by the connection's reader for every DAP event."""
-        name, body = event.get("event"), event.get("body") or {}
+        name = event.get("event")
         if name == "initialized":
             self._initialized.set()
-        elif name == "stopped" and isinstance(body.get("threadId"), int):
-            self._stopped.add(body["threadId"])
+        elif name == "stopped":
             self._gate.stopped()
-        elif name == "continued":
-            resumed = self._resumed(body, body.get("threadId"))
-            if not resumed:
-                return  # already reported when the continue response came (see _on_response)
-            self._stopped -= resumed
-        self.publish_event(event)
+        if self._stops.on_event(event):
+            self.publish_event(event)
 
     def _on_response(self, pending: Pending, response: dict[str, Any]) -> None:
-        """Report the threads a ``continue`` resumed, as ``continued`` events, in stream order.
-
-        debugpy resumes every stopped thread on ``continue`` (the response says
-        ``allThreadsContinued``) but does not always send a ``continued`` event for each:
-        seen for a ``# thread`` cell's worker while a ``variables`` request for it was pending.
-        JupyterLab hides its "Paused in Debugger" overlay, which blocks clicks on the
-        notebook, only on that event, so the kernel sends it. Called by the reader before
-        any later message is handled, so it cannot overtake the next ``stopped``.
-        """
-        if pending.command != "continue" or not response.get("success"):
-            return
-        for thread_id in sorted(self._resumed(response.get("body") or {}, pending.arguments.get("threadId"))):
-            self._stopped.discard(thread_id)
-            self.publish_event({"seq": response.get("seq", 0), "type": "event", "event": "continued",
-                                "body": {"threadId": thread_id, "allThreadsContinued": False}})
-
-    def _resumed(self, body: dict[str, Any], thread_id: object) -> set[int]:
-        """The stopped threads a ``continued`` event or ``continue`` response resumes.
-
-        DAP: ``allThreadsContinued`` omitted means true.
-        """
-        if body.get("allThreadsContinued", True):
-            return set(self._stopped)
-        return {t for t in self._stopped if t == thread_id}
+        """Called by the connection's reader for every response, before later messages."""
+        if pending.command == "continue":
+            for event in self._stops.on_continue_response(pending.arguments, response):
+                self.publish_event(event)
 
     async def _initialize(self, request: dict[str, Any]) -> dict[str, Any]:
         async with self._start_lock:
@@ -253,7 +231,7 @@ class Debugger:
     async def _end_session(self) -> None:
         client, self._client = self._client, None
         self._breakpoints.clear()
-        self._stopped.clear()
+        self._stops = StopTracker()
         self._gate = ResumeGate()
         self._configured = False
         self._restore_transforms()
@@ -342,7 +320,7 @@ class Debugger:
             "tmpFilePrefix": cells.prefix(),
             "tmpFileSuffix": cells.SUFFIX,
             "breakpoints": [{"source": path, "breakpoints": lines} for path, lines in self._breakpoints.items()],
-            "stoppedThreads": sorted(self._stopped),
+            "stoppedThreads": sorted(self._stops.stopped),
             "richRendering": True,
             "exceptionPaths": ["Python Exceptions"],
             "copyToGlobals": True,
@@ -366,7 +344,7 @@ class Debugger:
         if not isinstance(name, str) or not name.isidentifier():
             # Group rows of the variables view ("special variables"...) have no value.
             return response(request, body={"data": {}, "metadata": {}})
-        if self._client is not None and self._stopped and not self._gate.resuming and isinstance(frame_id, int):
+        if self._client is not None and self._stops.stopped and not self._gate.resuming and isinstance(frame_id, int):
             token = uuid.uuid4().hex
             with self._gate.reading():
                 reply = await self._client.request("evaluate", {
