@@ -1,10 +1,11 @@
-"""Fixtures for the JupyterLab end-to-end test: a throwaway server and a headless browser.
+"""Fixtures for the end-to-end tests: throwaway Jupyter servers and a headless browser.
 
-The server runs from ``sys.executable``'s venv, so it finds the kernelspec under
+Two servers, each started once per run: JupyterLab (``lab``) and Notebook 7
+(``notebook7``). Each runs from ``sys.executable``'s venv, so it finds the kernelspec under
 test in ``sys.prefix/share/jupyter/kernels``, but with fresh config, data and
 runtime directories, so nothing from the user's own Jupyter setup leaks in.
 
-Cleanup is the point of most of this module.  JupyterLab runs in its own session
+Cleanup is the point of most of this module.  Each server runs in its own session
 and process group; on teardown it gets SIGTERM (which makes jupyter_server shut
 its kernels down), then SIGKILL for the group after a deadline.  Kernels are
 launched by jupyter_client in sessions of their own, so the group does not
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is needed; run e2e/setup.sh")
 
+ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -50,8 +52,8 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-LAB_START_TIMEOUT = 90.0
-LAB_STOP_TIMEOUT = 20.0
+SERVER_START_TIMEOUT = 90.0
+SERVER_STOP_TIMEOUT = 20.0
 KERNEL_EXIT_TIMEOUT = 20.0
 POLL_INTERVAL = 0.1
 
@@ -66,8 +68,8 @@ SERVER_CONFIG = {
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
 
 @dataclass(frozen=True)
-class Lab:
-    """A running JupyterLab server and what a test needs to reach it."""
+class Server:
+    """A running Jupyter server (JupyterLab or Notebook 7) and what a test needs to reach it."""
 
     base_url: str
     token: str
@@ -134,8 +136,9 @@ def kernelspec_display_names(env: dict[str, str]) -> dict[str, str]:
     return {name: found["spec"]["display_name"] for name, found in specs.items()}
 
 
-def start_lab(home: Path, env: dict[str, str]) -> Lab:
-    """Start JupyterLab in its own session, logging to a file (a pipe could fill up)."""
+def start_server(app: str, home: Path, env: dict[str, str]) -> Server:
+    """Start ``python -m app`` (jupyterlab or notebook) in its own session, logging to a
+    file (a pipe could fill up)."""
     root_dir = home / "root"
     root_dir.mkdir()
     port = free_port()
@@ -143,7 +146,7 @@ def start_lab(home: Path, env: dict[str, str]) -> Lab:
     argv = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        app,
         "--no-browser",
         "--allow-root",
         "--ServerApp.ip=127.0.0.1",
@@ -152,7 +155,7 @@ def start_lab(home: Path, env: dict[str, str]) -> Lab:
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root_dir}",
     ]
-    log = home / "jupyterlab.log"
+    log = home / f"{app}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv,
@@ -162,23 +165,23 @@ def start_lab(home: Path, env: dict[str, str]) -> Lab:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Lab(f"http://127.0.0.1:{port}", token, root_dir, log, process)
+    return Server(f"http://127.0.0.1:{port}", token, root_dir, log, process)
 
 
-def wait_until_ready(lab: Lab, timeout: float) -> None:
+def wait_until_ready(server: Server, timeout: float) -> None:
     """Poll the authenticated status endpoint until it answers, the server dies, or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if lab.process.poll() is not None:
-            pytest.fail(f"JupyterLab exited with {lab.process.returncode}:\n{lab.log_tail()}")
+        if server.process.poll() is not None:
+            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.log_tail()}")
         with (
             contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(lab.url("api/status"), timeout=5) as response,
+            urllib.request.urlopen(server.url("api/status"), timeout=5) as response,
         ):
             if response.status == 200:
                 return
         time.sleep(POLL_INTERVAL)
-    pytest.fail(f"JupyterLab did not answer within {timeout}s:\n{lab.log_tail()}")
+    pytest.fail(f"the server did not answer within {timeout}s:\n{server.log_tail()}")
 
 
 def signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
@@ -187,18 +190,18 @@ def signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> No
         os.killpg(process.pid, signum)
 
 
-def stop_lab(lab: Lab) -> set[Process]:
+def stop_server(server: Server) -> set[Process]:
     """Stop the server and its kernels whatever state they are in; return kernel survivors.
 
     Survivors are killed before returning, so the caller only has to report them.
     """
-    kernels = descendants(lab.process.pid)
-    signal_group(lab.process, signal.SIGTERM)
+    kernels = descendants(server.process.pid)
+    signal_group(server.process, signal.SIGTERM)
     try:
-        lab.process.wait(timeout=LAB_STOP_TIMEOUT)
+        server.process.wait(timeout=SERVER_STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        signal_group(lab.process, signal.SIGKILL)
-        lab.process.wait(timeout=LAB_STOP_TIMEOUT)
+        signal_group(server.process, signal.SIGKILL)
+        server.process.wait(timeout=SERVER_STOP_TIMEOUT)
     survivors = wait_gone(kernels, KERNEL_EXIT_TIMEOUT)
     for pid, _ in survivors:
         with contextlib.suppress(ProcessLookupError):
@@ -206,23 +209,49 @@ def stop_lab(lab: Lab) -> set[Process]:
     return survivors
 
 
+def serve(app: str, home: Path) -> Iterator[Server]:
+    """Yield a running ``app`` server with a fresh home; stop it and its kernels after."""
+    env = isolated_env(home)
+    write_quiet_config(home / "config")
+    running = start_server(app, home, env)
+    try:
+        wait_until_ready(running, SERVER_START_TIMEOUT)
+        yield running
+    finally:
+        survivors = stop_server(running)
+    assert not survivors, f"kernel processes outlived {app}: {sorted(survivors)}"
+
+
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> Iterator[Lab]:
-    """Yield a running JupyterLab that can start ``kernel_name``; stop it and its kernels after.
+def lab(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> Iterator[Server]:
+    """Yield a running JupyterLab that can start ``kernel_name``.
 
     Asking for ``kernel_display_name`` first makes a missing kernelspec fail
     before a server and a browser are started for nothing.
     """
-    home = tmp_path_factory.mktemp("jupyterlab")
-    env = isolated_env(home)
-    write_quiet_config(home / "config")
-    running = start_lab(home, env)
-    try:
-        wait_until_ready(running, LAB_START_TIMEOUT)
-        yield running
-    finally:
-        survivors = stop_lab(running)
-    assert not survivors, f"kernel processes outlived JupyterLab: {sorted(survivors)}"
+    yield from serve("jupyterlab", tmp_path_factory.mktemp("jupyterlab"))
+
+
+@pytest.fixture(scope="session")
+def notebook7(tmp_path_factory: pytest.TempPathFactory, kernel_display_name: str) -> Iterator[Server]:
+    """Yield a running Notebook 7 server (``jupyter notebook``) that can start ``kernel_name``."""
+    yield from serve("notebook", tmp_path_factory.mktemp("notebook7"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Screenshot the page of a test that failed, as ``artifacts/failed-<test>.png``.
+
+    The module's final screenshot shows the page after later tests changed it; this one
+    shows what the failing step saw.
+    """
+    report: pytest.TestReport = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and page is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):  # a page that crashed cannot be photographed
+            page.screenshot(path=ARTIFACTS / f"failed-{item.name}.png", full_page=True)
+    return report
 
 
 @pytest.fixture(scope="session")

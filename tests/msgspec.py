@@ -157,6 +157,7 @@ OPT_STR = typed(str, NoneType)
 INT = typed(int)
 BOOL = typed(bool)
 DICT = typed(dict)
+NUMBER = typed(int, float)
 NONEMPTY_STR = matching(r"(?s).+", "a non-empty str")
 VERSION = matching(r"5\.\d+(\.\d+)?", "a 5.x version string")
 MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
@@ -268,6 +269,15 @@ CONTENT: dict[str, Check] = {
     "create_subshell_reply": reply({"subshell_id": STR}),
     "delete_subshell_reply": reply({}),
     "list_subshell_reply": reply({"subshell_id": list_of(STR)}),
+    "connect_reply": reply(
+        {"shell_port": INT, "iopub_port": INT, "stdin_port": INT, "hb_port": INT, "control_port": INT}
+    ),
+    # Not in the spec: ipykernel's answer to jupyter-resource-usage, which has no `status`.
+    "usage_reply": fields(
+        {"hostname": STR, "pid": INT, "cpu_count": typed(int, NoneType)},
+        {"kernel_cpu": NUMBER, "kernel_memory": INT, "host_cpu_percent": NUMBER,
+         "host_virtual_memory": dict_of(NUMBER)},
+    ),
     # Stdin.
     "input_request": fields({"prompt": STR, "password": BOOL}),
     # IOPub.

@@ -8,17 +8,21 @@ cell file names) are tested synchronously below them.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from trio.testing import wait_all_tasks_blocked
 
 from kernel._debugger import cells
 from kernel._debugger.dap import DAPBuffer, DAPError, frame
+from kernel._debugger.gate import ResumeGate, reads_frames
 from tests.harness import Frontend, running_kernel
 
 TIMEOUT = 30.0
@@ -52,6 +56,12 @@ def test_cell_path_uses_prefix_and_suffix() -> None:
     assert cells.cell_path("x = 'é'") != cells.cell_path("x = 'e'")
 
 
+def test_cell_path_is_one_jupyterlab_shows_as_a_cell() -> None:
+    """JupyterLab's debugger shows "Cell [n]" only for paths containing ``ipykernel_``."""
+    assert "ipykernel_" in cells.cell_path("print(1)\n")
+    assert str(os.getpid()) in cells.prefix()  # one directory per process
+
+
 @given(st.lists(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=20), max_size=4),
                 max_size=5),
        st.integers(min_value=1, max_value=7))
@@ -69,6 +79,122 @@ def test_dap_framing_round_trip(messages: list[dict[str, Any]], chunk: int) -> N
 def test_dap_framing_rejects_garbage(data: bytes) -> None:
     with pytest.raises(DAPError):
         DAPBuffer().feed(data)
+
+
+def _replay(messages: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[tuple[str, int]]:
+    """Feed ``Debugger`` DAP events and ``continue`` responses as its reader would; return
+    the (event, threadId) pairs it publishes to the frontend."""
+    from kernel._debugger.client import Pending
+    from kernel._debugger.debugger import Debugger
+
+    published: list[dict[str, Any]] = []
+    debugger = Debugger(None, published.append, spawn=lambda fn: None)  # type: ignore[arg-type]
+    for kind, body, arguments in messages:
+        if kind == "response":
+            debugger._on_response(Pending("continue", arguments), {"type": "response", "seq": 9,
+                                                                    "success": True, "body": body})
+        else:
+            debugger._on_event({"type": "event", "seq": 1, "event": kind, "body": body})
+    return [(e["event"], e["body"]["threadId"]) for e in published]
+
+
+def test_continue_response_reports_every_resumed_thread() -> None:
+    """JupyterLab sends ``continue`` for thread 1 (its model forgets the stopped thread first);
+    debugpy resumes all threads but may send no ``continued`` for a thread cell's worker: the
+    kernel reports it when the response comes, and drops debugpy's late duplicate."""
+    stop_then_continue: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        ("stopped", {"threadId": 6}, {}),
+        ("response", {"allThreadsContinued": True}, {"threadId": 1}),
+    ]
+    assert _replay(stop_then_continue) == [("stopped", 6), ("continued", 6)]
+    late = ("continued", {"threadId": 6, "allThreadsContinued": False}, {})
+    assert _replay([*stop_then_continue, late]) == [("stopped", 6), ("continued", 6)]
+
+
+def test_continued_event_before_response_is_reported_once() -> None:
+    assert _replay([
+        ("stopped", {"threadId": 1}, {}),
+        ("continued", {"threadId": 1, "allThreadsContinued": False}, {}),
+        ("response", {"allThreadsContinued": True}, {"threadId": 1}),
+        ("stopped", {"threadId": 1}, {}),
+    ]) == [("stopped", 1), ("continued", 1), ("stopped", 1)]
+
+
+def test_single_thread_continue_reports_only_that_thread() -> None:
+    assert _replay([
+        ("stopped", {"threadId": 1}, {}),
+        ("stopped", {"threadId": 6}, {}),
+        ("response", {"allThreadsContinued": False}, {"threadId": 6}),
+    ]) == [("stopped", 1), ("stopped", 6), ("continued", 6)]
+
+
+@pytest.mark.parametrize(("command", "arguments", "expected"), [
+    ("variables", {"variablesReference": 3}, True), ("scopes", {"frameId": 1}, True),
+    ("stackTrace", {"threadId": 1}, True), ("evaluate", {"expression": "x", "frameId": 2}, True),
+    ("evaluate", {"expression": "x"}, False), ("setBreakpoints", {}, False), ("continue", {}, False),
+])
+def test_reads_frames(command: str, arguments: dict[str, Any], expected: bool) -> None:
+    assert reads_frames(command, arguments) is expected
+
+
+async def test_resume_waits_for_frame_reads_in_flight() -> None:
+    """A Continue sent while debugpy still owes a ``variables`` answer goes out only after
+    that answer; frame reads asked for after it are refused until the next stop."""
+    gate = ResumeGate()
+    order: list[str] = []
+    answered = trio.Event()
+
+    async def read() -> None:
+        with gate.reading():
+            await answered.wait()
+            order.append("variables answered")
+
+    async def resume() -> None:
+        await gate.resume()
+        order.append("continue sent")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await wait_all_tasks_blocked()
+        nursery.start_soon(resume)
+        await wait_all_tasks_blocked()
+        assert order == [] and gate.resuming  # new reads are refused from here on
+        answered.set()
+    assert order == ["variables answered", "continue sent"]
+    assert gate.resuming
+    gate.stopped()
+    assert not gate.resuming
+
+
+async def test_debugger_refuses_frame_reads_between_continue_and_stop() -> None:
+    """Through ``Debugger.handle``: after Continue, a ``variables`` request is answered with
+    a failure at once and never reaches debugpy; after the next stop it does again."""
+    from kernel._debugger.debugger import Debugger
+
+    sent: list[str] = []
+
+    class FakeDebugpy:
+        async def request(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+            sent.append(command)
+            return {"type": "response", "seq": len(sent), "success": True, "command": command, "body": {}}
+
+    debugger = Debugger(None, lambda event: None, spawn=lambda fn: None)  # type: ignore[arg-type]
+    debugger._client = FakeDebugpy()  # type: ignore[assignment]
+    variables = {"type": "request", "seq": 1, "command": "variables", "arguments": {"variablesReference": 7}}
+    resume = {"type": "request", "seq": 2, "command": "continue", "arguments": {"threadId": 1}}
+    assert (await debugger.handle(resume))["success"]
+    refused = await debugger.handle(variables)
+    assert not refused["success"] and "resuming" in refused["message"]
+    assert sent == ["continue"]
+    debugger._on_event({"type": "event", "seq": 3, "event": "stopped", "body": {"threadId": 1}})
+    assert (await debugger.handle(variables))["success"]
+    assert sent == ["continue", "variables"]
+
+
+async def test_resume_with_nothing_in_flight_goes_at_once() -> None:
+    gate = ResumeGate()
+    with trio.fail_after(1):
+        await gate.resume()
 
 
 # -- end to end --------------------------------------------------------------------------
@@ -264,6 +390,29 @@ def test_second_session(debug_kernel: Frontend) -> None:
         client.ok("continue", {"threadId": thread_id})
         assert debug_kernel.shell_reply(msg_id, timeout=TIMEOUT)["content"]["status"] == "ok"
         client.ok("disconnect", {"restart": False, "terminateDebuggee": False})
+
+
+def test_stopped_queued_cell_holds_the_shell_loop(debug_kernel: Frontend) -> None:
+    """A queued cell stopped at a breakpoint pauses the shell thread, and with it the shell's
+    trio loop: a ``# task`` cell sent meanwhile starts only after ``continue``. Control and a
+    subshell (a thread and loop of its own) keep serving."""
+    client = DebugClient(debug_kernel)
+    client.ok("initialize", {"clientID": "test", "adapterID": "trio", "pathFormat": "path"})
+    client.ok("attach", {})
+    source = client.ok("dumpCell", {"code": CELL})["body"]["sourcePath"]
+    client.ok("setBreakpoints", {"source": {"path": source}, "breakpoints": [{"line": BREAK_LINE}]})
+    client.ok("configurationDone")
+    msg_id = debug_kernel.kc.execute(CELL)
+    thread_id = client.wait_event("stopped")["body"]["threadId"]
+    task_id = debug_kernel.submit("# task\n'the task ran'")
+    subshell = debug_kernel.control("create_subshell_request")["content"]["subshell_id"]
+    reply = debug_kernel.shell_reply(debug_kernel.submit("'the subshell ran'", subshell_id=subshell))
+    assert reply["content"]["status"] == "ok"
+    assert not debug_kernel.has_reply(task_id)  # sent before the subshell's cell, still waiting
+    client.ok("continue", {"threadId": thread_id})
+    assert debug_kernel.shell_reply(task_id, timeout=TIMEOUT)["content"]["status"] == "ok"
+    assert debug_kernel.shell_reply(msg_id, timeout=TIMEOUT)["content"]["status"] == "ok"
+    client.ok("disconnect", {"restart": False, "terminateDebuggee": False})
 
 
 def test_breakpoint_in_thread_cell(debug_kernel: Frontend) -> None:

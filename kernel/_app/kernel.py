@@ -328,7 +328,8 @@ async def _own_io_thread(session: Any, sockets: dict[Channel, zmq.Socket],
         call_soon(token, kernel._request_shutdown, restart)
 
     io = IOLoop(session, sockets,
-                on_ready=lambda _: call_soon(token, ready.set), on_shutdown=on_shutdown)
+                on_ready=lambda _: call_soon(token, ready.set), on_shutdown=on_shutdown,
+                ports={k: v for k, v in kernel.connection_info.items() if k.endswith("_port")})
     async with trio.open_nursery() as nursery:
         nursery.start_soon(functools.partial(own_thread, io.run, name="I/O thread", contain=False))
         try:

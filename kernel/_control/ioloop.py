@@ -24,12 +24,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 import zmq
 
+from .._control import usage as _usage
 from .._control.interrupt import Interrupter, RunningCell
 from .._core import replies as _replies
 from .._core.cellmode import CellOptions, cell_options
@@ -65,9 +66,12 @@ class IOLoop:
     """Everything that runs on the I/O thread; built on the kernel's thread, run on its own."""
 
     def __init__(self, session: WireSession, sockets: dict[Channel, zmq.Socket],
-                 on_ready: Callable[[IOLoop], object], on_shutdown: Callable[[bool], None]) -> None:
+                 on_ready: Callable[[IOLoop], object], on_shutdown: Callable[[bool], None],
+                 ports: Mapping[str, int] | None = None) -> None:
         self.session = session
         self.sockets = sockets
+        self.ports = dict(ports or {})
+        self.usage = _usage.UsageMeter()
         self.shell: TrioShell | None = None
         self._attached = trio.Event()
         self._on_ready = on_ready
@@ -375,6 +379,10 @@ class IOLoop:
             self._reply(msg, row, {"status": "ok"})
             await self.interrupt()
             return None
+        if handler is Handler.USAGE:
+            return await self.usage.reply()
+        if handler is Handler.CONNECT:
+            return _usage.connect_reply(self.ports)
         if handler is Handler.SHUTDOWN:
             restart = bool(msg.content.get("restart", False))
             self._reply(msg, row, {"status": "ok", "restart": restart})

@@ -9,7 +9,7 @@ Rules, in words:
 
 - Control requests are served by the I/O thread at once (``io``/``task``): interrupt,
   shutdown, debug and kernel_info must answer while user code blocks.
-- Requests that never touch user code (kernel_info, comm_info) are served by the I/O
+- Requests that never touch user code (kernel_info, comm_info, connect, usage) are served by the I/O
   thread at once; ones that read the user namespace and may be slow (complete, inspect,
   is_complete, history: jedi can take a second) run in a worker thread owned by the I/O
   loop, so they answer while a cell blocks without stalling the sockets.
@@ -40,6 +40,8 @@ class Handler(enum.StrEnum):
     COMM = "comm"
     KERNEL_INFO = "kernel_info"
     COMM_INFO = "comm_info"
+    CONNECT = "connect"
+    USAGE = "usage"
     INTERRUPT = "interrupt"
     SHUTDOWN = "shutdown"
     DEBUG = "debug"
@@ -83,6 +85,7 @@ def _rows() -> list[Row]:
         ("execute_request", Handler.EXECUTE, shell, None),
         ("kernel_info_request", Handler.KERNEL_INFO, io, task),
         ("comm_info_request", Handler.COMM_INFO, io, task),
+        ("connect_request", Handler.CONNECT, io, task),
         ("complete_request", Handler.COMPLETE, io, thread),
         ("inspect_request", Handler.INSPECT, io, thread),
         ("is_complete_request", Handler.IS_COMPLETE, io, thread),
@@ -91,6 +94,7 @@ def _rows() -> list[Row]:
         ("shutdown_request", Handler.SHUTDOWN, io, task),
     ]
     control_only = [
+        ("usage_request", Handler.USAGE, io, task),  # measures in a worker thread of its own
         ("debug_request", Handler.DEBUG, io, task),
         ("create_subshell_request", Handler.CREATE_SUBSHELL, io, task),
         ("delete_subshell_request", Handler.DELETE_SUBSHELL, io, task),

@@ -52,8 +52,14 @@ def murmur2(data: bytes, seed: int) -> int:
 
 
 def cell_dir() -> Path:
-    """This process's directory for cell files (not created here)."""
-    return Path(tempfile.gettempdir()) / f"trio_kernel_{os.getpid()}"
+    """This process's directory for cell files (not created here).
+
+    The name contains ``ipykernel_`` because that is what JupyterLab's debugger looks for
+    (``path.includes("ipykernel_")``) before it shows a frame or breakpoint in a cell as
+    ``Cell [n]`` instead of a temporary file's path. ``trio`` keeps it apart from
+    ipykernel's own ``ipykernel_<pid>``.
+    """
+    return Path(tempfile.gettempdir()) / f"ipykernel_trio_{os.getpid()}"
 
 
 @functools.lru_cache(maxsize=1)

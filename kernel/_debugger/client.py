@@ -5,7 +5,8 @@ Its ``run`` task is the connection's only reader; it is started in the I/O loop'
 ends when the connection closes or that nursery is cancelled. Requests get sequence numbers
 of our own (several frontends, and the kernel itself, may have requests in flight at once)
 and are matched to responses by ``request_seq``; each wait has a timeout. Events are passed
-to ``on_event`` as they arrive.
+to ``on_event`` as they arrive, and every response to ``on_response`` before its waiter
+wakes, so both callbacks see debugpy's messages in the order debugpy sent them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ log = logging.getLogger("kernel.debugger")
 class Pending:
     """A request sent and not yet answered."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, arguments: dict[str, Any] | None) -> None:
         self.command = command
+        self.arguments = arguments or {}
         self.done = trio.Event()
         self.response: dict[str, Any] | None = None
 
@@ -38,10 +40,13 @@ class DAPClient:
     """Requests out, responses matched to requests, events to a callback."""
 
     def __init__(self, stream: trio.abc.Stream, on_event: Callable[[dict[str, Any]], None],
-                 timeout: float) -> None:
+                 timeout: float,
+                 on_response: Callable[[Pending, dict[str, Any]], None] = lambda pending, response: None,
+                 ) -> None:
         self._stream = stream
         self.timeout = timeout
         self._on_event = on_event
+        self._on_response = on_response
         self._send_lock = trio.Lock()
         self._seq = 0
         self._pending: dict[int, Pending] = {}
@@ -79,8 +84,12 @@ class DAPClient:
             pending = self._pending.get(message.get("request_seq", -1))
             if pending is None:
                 log.warning("DAP response to no request: %r", message.get("request_seq"))
-            else:
-                pending.resolve(message)
+                return
+            try:
+                self._on_response(pending, message)
+            except Exception:
+                log.exception("handling the DAP response to %r failed", pending.command)
+            pending.resolve(message)
         else:
             log.warning("ignoring DAP message of type %r", kind)
 
@@ -93,7 +102,7 @@ class DAPClient:
         message: dict[str, Any] = {"type": "request", "seq": seq, "command": command}
         if arguments is not None:
             message["arguments"] = arguments
-        pending = self._pending[seq] = Pending(command)
+        pending = self._pending[seq] = Pending(command, arguments)
         log.debug("DAP request %d %s", seq, command)
         async with self._send_lock:
             await self._stream.send_all(frame(message))

@@ -19,6 +19,8 @@ as a ``debug_event``. The kernel answers itself what debugpy does not know: ``de
 ``dumpCell`` (cells are compiled under the names it reports, see ``_debugger_cells``),
 ``inspectVariables``, ``richInspectVariables``, ``copyToGlobals``, ``source``, ``modules``, and
 ``configurationDone`` (sent to debugpy during ``attach``, as debugpy's handshake requires).
+Two repairs sit between the frontend and debugpy: ``_debugger_gate`` keeps frame reads and
+resumes apart, and ``_debugger_stops`` reports every thread a ``continue`` resumed.
 
 Threads. A breakpoint stops the thread running the cell (the shell loop's thread, or a thread
 cell's worker), and only that thread (``stopAllThreadsOnSuspend: false``): the I/O thread keeps
@@ -48,9 +50,11 @@ import trio
 
 from .._debugger import cells as cells
 from .._debugger import variables as dvars
-from .._debugger.client import DAPClient
+from .._debugger.client import DAPClient, Pending
 from .._debugger.dap import failure, response
+from .._debugger.gate import RESUME_REQUESTS, ResumeGate, reads_frames
 from .._debugger.start import listen, mark_kernel_threads
+from .._debugger.stops import StopTracker
 from .._shell.shell import TrioShell
 
 log = logging.getLogger("kernel.debugger")
@@ -79,7 +83,8 @@ class Debugger:
         self._initialized = trio.Event()
         self._configured = False
         self._breakpoints: dict[str, list[dict[str, Any]]] = {}
-        self._stopped: set[int] = set()
+        self._stops = StopTracker()
+        self._gate = ResumeGate()
         self._removed_transforms: list[tuple[int, Any]] = []
         self._local: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "debugInfo": self._debug_info,
@@ -115,7 +120,7 @@ class Debugger:
                 return await self._copy_to_globals(content)
             if command == "disconnect":
                 return await self._disconnect(content)
-            reply = await self._forward(content)
+            reply = await self._forward_through_gate(content)
             if command == "setBreakpoints":
                 self._remember_breakpoints(content, reply)
             elif command == "variables" and reply.get("success"):
@@ -131,6 +136,19 @@ class Debugger:
             log.exception("debug request %r failed", command)
             return failure(content, f"{type(exc).__name__}: {exc}")
 
+    async def _forward_through_gate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Forward a request, keeping frame reads and resumes apart (see ``_debugger.gate``)."""
+        command = request.get("command")
+        arguments = request.get("arguments")
+        if reads_frames(command, arguments if isinstance(arguments, dict) else {}):
+            if self._gate.resuming:
+                return failure(request, f"{command}: the thread is resuming; ask again once it stops")
+            with self._gate.reading():
+                return await self._forward(request)
+        if command in RESUME_REQUESTS:
+            await self._gate.resume()
+        return await self._forward(request)
+
     async def _forward(self, request: dict[str, Any], command: str | None = None,
                        arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send ``request`` (or another command on its behalf) to debugpy; answer ``request``."""
@@ -142,17 +160,19 @@ class Debugger:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         """Called by the connection's reader for every DAP event."""
-        name, body = event.get("event"), event.get("body") or {}
+        name = event.get("event")
         if name == "initialized":
             self._initialized.set()
-        elif name == "stopped" and isinstance(body.get("threadId"), int):
-            self._stopped.add(body["threadId"])
-        elif name == "continued":
-            if body.get("allThreadsContinued", True):
-                self._stopped.clear()
-            else:
-                self._stopped.discard(body.get("threadId"))
-        self.publish_event(event)
+        elif name == "stopped":
+            self._gate.stopped()
+        if self._stops.on_event(event):
+            self.publish_event(event)
+
+    def _on_response(self, pending: Pending, response: dict[str, Any]) -> None:
+        """Called by the connection's reader for every response, before later messages."""
+        if pending.command == "continue":
+            for event in self._stops.on_continue_response(pending.arguments, response):
+                self.publish_event(event)
 
     async def _initialize(self, request: dict[str, Any]) -> dict[str, Any]:
         async with self._start_lock:
@@ -163,7 +183,7 @@ class Debugger:
                     mark_kernel_threads()
                     host, port = await trio.to_thread.run_sync(listen, abandon_on_cancel=True)
                     stream = await trio.open_tcp_stream(host, port)
-                client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT)
+                client = DAPClient(stream, self._on_event, REQUEST_TIMEOUT, self._on_response)
                 self._initialized = trio.Event()
                 self._configured = False
                 self._client = client
@@ -211,7 +231,8 @@ class Debugger:
     async def _end_session(self) -> None:
         client, self._client = self._client, None
         self._breakpoints.clear()
-        self._stopped.clear()
+        self._stops = StopTracker()
+        self._gate = ResumeGate()
         self._configured = False
         self._restore_transforms()
         if client is not None:
@@ -299,7 +320,7 @@ class Debugger:
             "tmpFilePrefix": cells.prefix(),
             "tmpFileSuffix": cells.SUFFIX,
             "breakpoints": [{"source": path, "breakpoints": lines} for path, lines in self._breakpoints.items()],
-            "stoppedThreads": sorted(self._stopped),
+            "stoppedThreads": sorted(self._stops.stopped),
             "richRendering": True,
             "exceptionPaths": ["Python Exceptions"],
             "copyToGlobals": True,
@@ -323,11 +344,12 @@ class Debugger:
         if not isinstance(name, str) or not name.isidentifier():
             # Group rows of the variables view ("special variables"...) have no value.
             return response(request, body={"data": {}, "metadata": {}})
-        if self._client is not None and self._stopped and isinstance(frame_id, int):
+        if self._client is not None and self._stops.stopped and not self._gate.resuming and isinstance(frame_id, int):
             token = uuid.uuid4().hex
-            reply = await self._client.request("evaluate", {
-                "expression": dvars.stash_expression(token, name), "frameId": frame_id, "context": "repl",
-            })
+            with self._gate.reading():
+                reply = await self._client.request("evaluate", {
+                    "expression": dvars.stash_expression(token, name), "frameId": frame_id, "context": "repl",
+                })
             found, value = dvars.take(token)
             if not (reply.get("success") and found):
                 return failure(request, str(reply.get("message") or f"cannot evaluate {name}"))
