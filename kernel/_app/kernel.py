@@ -8,6 +8,7 @@ The nursery tree and thread layout (the architecture in one place)::
         ├── _own_io_thread                owns the I/O thread and its trio loop:
         │                                 all sockets, control requests, completion...
         │                                 (see ``_ioloop``)
+        ├── BackgroundTasks.run           the nursery of ``background`` tasks (outlive cells)
         └── ShellRunner.run               the main shell's dispatcher (see ``_runner``)
             ├── _run_queue                queued cells, one at a time
             ├── handle(...)               task cells and comm messages
@@ -47,6 +48,7 @@ from .._transport.heartbeat import serve_heartbeat
 
 if TYPE_CHECKING:
     from .._debugger.debugger import Debugger
+    from .._shell.background import BackgroundTasks
     from .._shell.comms import CommManager
     from .._shell.shell import TrioShell
 
@@ -152,6 +154,7 @@ async def kernel_on(
                 with trio.CancelScope(shield=True):
                     await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
+                    await shell_side.background.aclose()  # their finally blocks, bounded
                 nursery.cancel_scope.cancel()
         if app_error is not None:
             raise app_error
@@ -168,6 +171,7 @@ class _ShellSide:
     shell: TrioShell
     comms: CommManager
     debugger: Debugger
+    background: BackgroundTasks
     remove_sigint_listener: Callable[[], None] | None
 
     def close(self) -> None:
@@ -190,6 +194,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     from .._shell import stdin as _stdin
     from .._shell import streams as _streams
     from .._shell import threads as _threads
+    from .._shell.background import BackgroundTasks
     from .._shell.comms import CommManager, activate
     from .._shell.runner import ShellRunner
     from .._shell.services import Services
@@ -214,6 +219,9 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     runner = ShellRunner(shell, services, comms)
     activate(comms)
     await nursery.start(runner.run)
+    background = BackgroundTasks(shell)
+    await nursery.start(background.run)
+    background.install(shell)
     io_token = io.token
     debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
@@ -225,7 +233,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     remove_listener = None
     if threading.current_thread() is threading.main_thread():
         remove_listener = _sigint.add_listener(lambda: io.post(io.interrupt))
-    return _ShellSide(shell, comms, debugger, remove_listener)
+    return _ShellSide(shell, comms, debugger, background, remove_listener)
 
 
 async def _own_heartbeat(sock: zmq.Socket, *, task_status: trio.TaskStatus[None]) -> None:
