@@ -8,6 +8,7 @@ The nursery tree and thread layout (the architecture in one place)::
         ├── _own_io_thread                owns the I/O thread and its trio loop:
         │                                 all sockets, control requests, completion...
         │                                 (see ``_ioloop``)
+        ├── AsyncioBridge.run             the nursery of the asyncio loop (trio-asyncio, lazy)
         ├── BackgroundTasks.run           the nursery of ``background`` tasks (outlive cells)
         └── ShellRunner.run               the main shell's dispatcher (see ``_runner``)
             ├── _run_queue                queued cells, one at a time
@@ -219,7 +220,8 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     runner = ShellRunner(shell, services, comms)
     activate(comms)
     await nursery.start(runner.run)
-    background = BackgroundTasks(shell)
+    await nursery.start(shell.asyncio_bridge.run)
+    background = BackgroundTasks(shell, drive=shell.asyncio_bridge.drive)
     await nursery.start(background.run)
     background.install(shell)
     io_token = io.token

@@ -33,6 +33,7 @@ from .._core import replies as _replies
 from .._core.enums import RunMode
 from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
+from .._shell.asyncio_bridge import AsyncioBridge
 from .._shell.cell import Cell, cell_for_output, current_cell
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
@@ -118,6 +119,7 @@ class TrioShell(InteractiveShell):
         self.default_run_mode = RunMode.QUEUE
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
         self.register_magic_function(self._runmode_magic, "line", "runmode")
+        self.asyncio_bridge = AsyncioBridge()  # started by the kernel: _shell/asyncio_bridge.py
 
     def _runmode_magic(self, line: str) -> None:
         """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
@@ -127,6 +129,11 @@ class TrioShell(InteractiveShell):
                 raise UsageError(f"unknown run mode {word!r}; choose one of: {', '.join(RunMode)}")
             self.default_run_mode = RunMode(word)
         print(f"default run mode: {self.default_run_mode}")
+
+    async def run_cell_async(self, *args: Any, **kwargs: Any) -> Any:
+        """IPython's, with the kernel's asyncio loop as the cell's running loop once asyncio is used."""
+        async with self.asyncio_bridge.cell_scope():
+            return await super().run_cell_async(*args, **kwargs)
 
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""
@@ -195,7 +202,7 @@ class TrioShell(InteractiveShell):
                 if running is not None:
                     running.in_user_code = True
                 if async_:
-                    await eval(code_obj, self.user_global_ns, self.user_ns)
+                    await self.asyncio_bridge.drive(eval(code_obj, self.user_global_ns, self.user_ns))
                 else:
                     exec(code_obj, self.user_global_ns, self.user_ns)
             finally:

@@ -1,0 +1,167 @@
+"""asyncio in trio cells (through the kernel's trio-asyncio loop), over real sockets.
+
+Side by side with ipykernel where the behaviour is the user's: the same asyncio cell prints
+the same thing in both kernels; ``asyncio.run()`` fails in both, ours saying what to do.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import Frontend, running_kernel, stdout_of
+
+GATHER = (
+    "import asyncio\n"
+    "async def double(x):\n"
+    "    await asyncio.sleep(0.01 * x)\n"
+    "    return 2 * x\n"
+    "print(await asyncio.gather(double(3), double(1), double(2)))\n"
+)
+
+
+def ok(fe: Frontend, code: str) -> str:
+    reply, outputs = fe.execute(code)
+    errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+    assert reply["content"]["status"] == "ok", errors or reply["content"]
+    return stdout_of(outputs)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A listening TCP socket that never accepts or answers: a read from it waits forever."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def test_start_up_and_trio_cells_load_no_asyncio(fresh_kernel: Frontend) -> None:
+    probe = "import sys\nprint(sorted(m for m in ('asyncio', 'trio_asyncio') if m in sys.modules))"
+    assert ok(fresh_kernel, probe) == "[]\n"
+    ok(fresh_kernel, "import trio\nawait trio.sleep(0)")
+    assert ok(fresh_kernel, probe) == "[]\n"
+    ok(fresh_kernel, "import asyncio")
+    assert ok(fresh_kernel, "await asyncio.sleep(0)\n" + probe) == "['asyncio', 'trio_asyncio']\n"
+
+
+def test_gather_prints_what_ipykernel_prints(kernel: Frontend) -> None:
+    ours = ok(kernel, GATHER)
+    with running_kernel("python3") as ipykernel:
+        theirs = ok(ipykernel, GATHER)
+    assert ours == theirs == "[6, 2, 4]\n"
+
+
+def test_asyncio_and_trio_mix_in_one_cell_over_real_sockets(kernel: Frontend) -> None:
+    out = ok(kernel, (
+        "import asyncio, trio\n"
+        "async def shout(reader, writer):\n"
+        "    line = await reader.readline()\n"
+        "    writer.write(line.upper())\n"
+        "    await writer.drain()\n"
+        "    writer.close()\n"
+        "server = await asyncio.start_server(shout, '127.0.0.1', 0)   # an asyncio server...\n"
+        "port = server.sockets[0].getsockname()[1]\n"
+        "stream = await trio.open_tcp_stream('127.0.0.1', port)        # ...a trio client\n"
+        "await stream.send_all(b'hello\\n')\n"
+        "print((await stream.receive_some(100)).decode().strip())\n"
+        "await stream.aclose()\n"
+        "server.close()\n"
+        "await server.wait_closed()\n"
+    ))
+    assert out == "HELLO\n"
+
+
+def test_cell_is_an_asyncio_task_so_timeouts_work(kernel: Frontend) -> None:
+    out = ok(kernel, (
+        "import asyncio, trio\n"
+        "async def probe():\n"
+        "    return asyncio.current_task()\n"
+        "print(await probe() is not None, asyncio.get_running_loop().is_running())\n"
+        "try:\n"
+        "    async with asyncio.timeout(0.05):\n"
+        "        await asyncio.sleep(30)\n"
+        "except TimeoutError:\n"
+        "    print('asyncio.timeout fired')\n"
+        "try:\n"
+        "    await asyncio.wait_for(asyncio.sleep(30), 0.05)\n"
+        "except TimeoutError:\n"
+        "    print('wait_for fired')\n"
+    ))
+    assert out == "True True\nasyncio.timeout fired\nwait_for fired\n"
+
+
+def test_interrupt_cancels_an_asyncio_read(kernel: Frontend, silent_server: int) -> None:
+    msg_id = kernel.submit(
+        "import asyncio\n"
+        f"reader, writer = await asyncio.open_connection('127.0.0.1', {silent_server})\n"
+        "try:\n"
+        "    print('connected')\n"
+        "    await reader.read(1)\n"
+        "except asyncio.CancelledError:\n"
+        "    print('asyncio code saw CancelledError')\n"
+        "    raise\n"
+        "finally:\n"
+        "    writer.close()\n"
+    )
+    kernel.wait_for_stream(msg_id, "connected")
+    kernel.control("interrupt_request")
+    reply = kernel.shell_reply(msg_id)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert "asyncio code saw CancelledError" in stdout_of(kernel.outputs_until_idle(msg_id))
+    assert ok(kernel, "await asyncio.sleep(0)\nprint('usable')") == "usable\n"
+
+
+def test_cell_timeout_cancels_an_asyncio_read(kernel: Frontend, silent_server: int) -> None:
+    reply, _ = kernel.execute(
+        "# timeout=0.5\n"
+        "import asyncio\n"
+        f"reader, writer = await asyncio.open_connection('127.0.0.1', {silent_server})\n"
+        "await reader.read(1)\n"
+    )
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "TimeoutError"
+    assert "timeout of 0.5 s" in reply["content"]["evalue"]
+
+
+def test_asyncio_tasks_outlive_the_cell_like_in_ipykernel(kernel: Frontend) -> None:
+    ok(kernel, "import asyncio\nready = asyncio.Event()\n"
+               "async def waiter():\n    await ready.wait()\n    return 'woken'\n")
+    ok(kernel, "task = asyncio.create_task(waiter())")  # a synchronous statement finds the loop
+    assert ok(kernel, "ready.set()\nprint(await task)") == "woken\n"
+
+
+def test_background_tasks_may_await_asyncio(kernel: Frontend) -> None:
+    reply, _ = kernel.execute(
+        "import asyncio, trio\n"
+        "async def mixed():\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    await trio.sleep(0.01)\n"
+        "    print('both awaited')\n"
+        "background.start_soon(mixed)\n"
+    )
+    assert kernel.iopub_for(reply["parent_header"]["msg_id"])["content"]["text"] == "both awaited\n"
+
+
+def test_anyio_runs_on_trio(kernel: Frontend) -> None:
+    out = ok(kernel, "import anyio, asyncio, sniffio\nawait asyncio.sleep(0)\nawait anyio.sleep(0.01)\n"
+                     "print(sniffio.current_async_library())")
+    assert out == "trio\n"
+
+
+def test_asyncio_run_says_what_to_do_where_ipykernel_does_not(kernel: Frontend) -> None:
+    code = "import asyncio\nasync def main():\n    return 1\nawait asyncio.sleep(0)\nasyncio.run(main())"
+    reply, _ = kernel.execute(code)
+    assert reply["content"]["ename"] == "RuntimeError"
+    assert "`await main()`" in reply["content"]["evalue"]
+    with running_kernel("python3") as ipykernel:
+        theirs, _ = ipykernel.execute(code)
+    assert theirs["content"]["ename"] == "RuntimeError"
+    assert "await" not in theirs["content"]["evalue"]  # "cannot be called from a running event loop"
+
+
+def test_thread_cells_say_where_asyncio_works(kernel: Frontend) -> None:
+    reply, outputs = kernel.execute("# thread\nimport asyncio\nawait asyncio.sleep(0.01)")
+    assert reply["content"]["evalue"] == "no running event loop"
+    error = next(m["content"] for m in outputs if m["msg_type"] == "error")
+    assert "queue or task cell" in error["traceback"][-1]
