@@ -6,6 +6,7 @@ the same thing in both kernels; ``asyncio.run()`` fails in both, ours saying wha
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -165,3 +166,16 @@ def test_thread_cells_say_where_asyncio_works(kernel: Frontend) -> None:
     assert reply["content"]["evalue"] == "no running event loop"
     error = next(m["content"] for m in outputs if m["msg_type"] == "error")
     assert "queue or task cell" in error["traceback"][-1]
+
+
+def test_tracebacks_start_at_the_users_code(kernel: Frontend) -> None:
+    """The driver's frame (like run_code's) is not part of what the user sees."""
+    code = "import trio\nasync def fails():\n    await trio.sleep(0)\n    1 / 0\n"
+    _, outputs = kernel.execute(code + "await fails()")
+    (error,) = [m["content"] for m in outputs if m["msg_type"] == "error"]
+    frames = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error["traceback"][2:]]
+    assert frames[0].startswith("Cell In["), frames[0]
+    assert not any("asyncio_bridge" in f for f in frames)
+    reply, _ = kernel.execute(code + "background.start_soon(fails)")
+    failure = kernel.iopub_for(reply["parent_header"]["msg_id"])["content"]
+    assert not any("asyncio_bridge" in line or "background.py" in line for line in failure["traceback"])

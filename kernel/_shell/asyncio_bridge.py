@@ -27,10 +27,13 @@ import contextlib
 import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import outcome
 import trio
+
+_PACKAGE_DIR = str(Path(__file__).parent.parent)
 
 ASYNCIO_RUN_MESSAGE = (
     "asyncio.run() cannot be used in a trio-kernel cell: the cell already runs on an event loop "
@@ -238,6 +241,14 @@ class AsyncioBridge:
         elif "asyncio" in sys.modules:
             await self._open()
             exc.add_note(LATE_IMPORT_NOTE)
+
+
+def user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` from its first frame outside the kernel's package: errors of a cell or a
+    background task start at the user's code, not at ``run_code`` or this driver."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ import trio
 from IPython.core.error import UsageError
 
 from .._core.wire import Outgoing
+from .._shell.asyncio_bridge import user_traceback
 from .._shell.cell import Cell, current_cell
 from .._shell.shell import is_cancellation
 
@@ -233,8 +234,7 @@ class BackgroundTasks:
         if isinstance(exc, BaseExceptionGroup):
             stb = traceback.format_exception(exc)
         else:
-            tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # skip _run_task's frame
-            stb = self._shell.InteractiveTB.structured_traceback(type(exc), exc, tb)
+            stb = self._shell.InteractiveTB.structured_traceback(type(exc), exc, user_traceback(exc.__traceback__))
         header = f"background task {task.id} ({task.name!r}) failed:"
         content = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": [header, *stb]}
         cell.iopub.put(Outgoing("error", content, cell.parent))

@@ -33,7 +33,7 @@ from .._core import replies as _replies
 from .._core.enums import RunMode
 from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
-from .._shell.asyncio_bridge import AsyncioBridge
+from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
@@ -266,8 +266,8 @@ class TrioShell(InteractiveShell):
         elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
             self.CustomTB(type(exc), exc, exc.__traceback__)
         else:
-            # Start the traceback at the user's code, below run_code's frame.
-            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+            # Start the traceback at the user's code, below run_code's (and the driver's) frame.
+            tb = user_traceback(exc.__traceback__)
             self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
 
 
