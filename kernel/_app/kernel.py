@@ -9,6 +9,7 @@ The nursery tree and thread layout (the architecture in one place)::
         │                                 all sockets, control requests, completion...
         │                                 (see ``_ioloop``)
         ├── AsyncioBridge.run             the nursery of the asyncio loop (trio-asyncio, lazy)
+        ├── GuiLoops.run                  the nursery of the GUI pump (only while %gui is on)
         ├── BackgroundTasks.run           the nursery of ``background`` tasks (outlive cells)
         └── ShellRunner.run               the main shell's dispatcher (see ``_runner``)
             ├── _run_queue                queued cells, one at a time
@@ -221,6 +222,7 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel,
     activate(comms)
     await nursery.start(runner.run)
     await nursery.start(shell.asyncio_bridge.run)
+    await nursery.start(shell.gui_loops.run)
     background = BackgroundTasks(shell, drive=shell.asyncio_bridge.drive)
     await nursery.start(background.run)
     background.install(shell)

@@ -35,6 +35,7 @@ from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
 from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.gui import GuiLoops
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
 
@@ -120,6 +121,7 @@ class TrioShell(InteractiveShell):
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
         self.register_magic_function(self._runmode_magic, "line", "runmode")
         self.asyncio_bridge = AsyncioBridge()  # started by the kernel: _shell/asyncio_bridge.py
+        self.gui_loops = GuiLoops()  # started by the kernel: _shell/gui.py
 
     def _runmode_magic(self, line: str) -> None:
         """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
@@ -139,8 +141,8 @@ class TrioShell(InteractiveShell):
         """Streams are installed by the kernel, not by the shell."""
 
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui not in (None, "inline"):
-            print(f"trio-kernel has no {gui!r} GUI event loop integration; use the inline backend.")
+        """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
+        self.gui_loops.enable(gui)
 
     def ask_exit(self) -> None:
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
