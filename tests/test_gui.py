@@ -7,6 +7,10 @@ with a deadline; nothing here sleeps to synchronise.
 
 from __future__ import annotations
 
+import os
+import select
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +168,45 @@ def test_shutdown_with_gui_on_is_clean() -> None:
         fe.kc.shutdown()
         assert process.wait(TIMEOUT) == 0
         assert time.monotonic() - started < 5
+
+
+# Tk, on a virtual X server -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def x_display() -> Iterator[str]:
+    """A private Xvfb display for Tk, stopped after the module's tests."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("the Tk tests need Xvfb (apt-get install xvfb)")
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", "640x480x24"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as ready:
+            if not select.select([ready], [], [], TIMEOUT)[0]:
+                raise TimeoutError("Xvfb did not start")
+            yield f":{ready.readline().strip()}"  # written once the server accepts clients
+    finally:
+        xvfb.terminate()
+        xvfb.wait(TIMEOUT)
+
+
+def tk_timer_writes_file_while_idle(fe: Frontend, path: Path) -> str:
+    ok(fe, "%gui tk")
+    ok(fe, "import tkinter\nroot = tkinter.Tk()\n"
+           f"root.after(0, lambda: open({str(path)!r}, 'w').write('fired'))")
+    return wait_for_file(path)
+
+
+def test_tk_events_run_while_idle_and_while_a_cell_awaits_as_in_ipykernel(x_display: str, tmp_path: Path) -> None:
+    env = {"DISPLAY": x_display}
+    with running_kernel(env_extra=env) as ours:
+        assert tk_timer_writes_file_while_idle(ours, tmp_path / "ours") == "fired"
+        out, _ = ok(ours, "import trio\nlabel = tkinter.Label(root, text='hi')\nlabel.pack()\n"
+                          "done = trio.Event()\nroot.after(20, done.set)\n"
+                          "with trio.fail_after(5):\n    await done.wait()\n"
+                          "print(label.winfo_ismapped())")
+        assert out == "1\n"  # packed, drawn and mapped by Tk while the cell awaited
+    with running_kernel("python3", env_extra=env) as ipykernel:
+        assert tk_timer_writes_file_while_idle(ipykernel, tmp_path / "ipykernel") == "fired"
