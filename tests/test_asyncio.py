@@ -38,12 +38,16 @@ def silent_server() -> Iterator[int]:
 
 
 def test_start_up_and_trio_cells_load_no_asyncio(fresh_kernel: Frontend) -> None:
-    probe = "import sys\nprint(sorted(m for m in ('asyncio', 'trio_asyncio') if m in sys.modules))"
+    # The cells below never name the module in their text: that alone would open the loop.
+    probe = "import sys\nprint(sorted(m for m in sys.modules if m in ('asyn' + 'cio', 'trio_' + 'asyn' + 'cio')))"
     assert ok(fresh_kernel, probe) == "[]\n"
     ok(fresh_kernel, "import trio\nawait trio.sleep(0)")
     assert ok(fresh_kernel, probe) == "[]\n"
-    ok(fresh_kernel, "import asyncio")
-    assert ok(fresh_kernel, "await asyncio.sleep(0)\n" + probe) == "['asyncio', 'trio_asyncio']\n"
+    # Imported under another name, by "a library": the loop opens before the next cell...
+    ok(fresh_kernel, "import importlib\nlib = importlib.import_module('asyn' + 'cio')")
+    assert ok(fresh_kernel, probe) == "['asyncio', 'trio_asyncio']\n"
+    # ...so that a synchronous statement of the next cell finds it.
+    assert ok(fresh_kernel, "print(lib.get_running_loop().is_running())") == "True\n"
 
 
 def test_gather_prints_what_ipykernel_prints(kernel: Frontend) -> None:
@@ -179,3 +183,18 @@ def test_tracebacks_start_at_the_users_code(kernel: Frontend) -> None:
     reply, _ = kernel.execute(code + "background.start_soon(fails)")
     failure = kernel.iopub_for(reply["parent_header"]["msg_id"])["content"]
     assert not any("asyncio_bridge" in line or "background.py" in line for line in failure["traceback"])
+
+
+def test_shutdown_closes_the_asyncio_loop_and_its_tasks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "asyncio-task-cancelled"
+    with running_kernel() as fe:
+        ok(fe, "import asyncio\n"
+               "async def forever(path):\n"
+               "    try:\n        await asyncio.sleep(3600)\n"
+               "    except asyncio.CancelledError:\n        open(path, 'w').write('cancelled')\n        raise\n"
+               f"pending = asyncio.create_task(forever({str(marker)!r}))\n"
+               "await asyncio.sleep(0)\n")
+        process = fe.km.provisioner.process  # type: ignore[union-attr]
+        fe.kc.shutdown()
+        assert process.wait(20) == 0
+    assert marker.read_text() == "cancelled"

@@ -24,6 +24,7 @@ cells on other trio loops (``# thread`` cells, subshells) get a clear error inst
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Iterator
@@ -34,6 +35,8 @@ import outcome
 import trio
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
+_MENTIONS_ASYNCIO = re.compile(r"asyncio|\baio")
+"""A cell's text that opens the asyncio loop before the cell runs (asyncio, aiohttp...)."""
 
 ASYNCIO_RUN_MESSAGE = (
     "asyncio.run() cannot be used in a trio-kernel cell: the cell already runs on an event loop "
@@ -129,11 +132,15 @@ class AsyncioBridge:
                 self._nursery = None
 
     @contextlib.asynccontextmanager
-    async def cell_scope(self) -> AsyncIterator[None]:
-        """Around a whole cell on the main shell loop: once ``asyncio`` is imported, the loop
-        is opened (before the cell, so that its synchronous statements such as
-        ``asyncio.create_task(...)`` find it too) and is the running loop of the cell."""
-        if (self.loop is None and "asyncio" not in sys.modules) or not self._on_own_loop():
+    async def cell_scope(self, source: str) -> AsyncIterator[None]:
+        """Around a whole cell on the main shell loop: the kernel's asyncio loop is the
+        running loop of the cell, also of its synchronous statements (``asyncio.create_task``).
+
+        The loop opens before a cell once ``asyncio`` is imported, or when the cell's text
+        speaks of asyncio (``import asyncio`` and ``asyncio.create_task(...)`` in one cell).
+        """
+        if not self._on_own_loop() or (self.loop is None and "asyncio" not in sys.modules
+                                       and not _MENTIONS_ASYNCIO.search(source)):
             yield
             return
         loop = await self._open()

@@ -132,10 +132,10 @@ class TrioShell(InteractiveShell):
             self.default_run_mode = RunMode(word)
         print(f"default run mode: {self.default_run_mode}")
 
-    async def run_cell_async(self, *args: Any, **kwargs: Any) -> Any:
+    async def run_cell_async(self, raw_cell: str, *args: Any, **kwargs: Any) -> Any:
         """IPython's, with the kernel's asyncio loop as the cell's running loop once asyncio is used."""
-        async with self.asyncio_bridge.cell_scope():
-            return await super().run_cell_async(*args, **kwargs)
+        async with self.asyncio_bridge.cell_scope(raw_cell):
+            return await super().run_cell_async(raw_cell, *args, **kwargs)
 
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""
