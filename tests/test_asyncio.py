@@ -198,3 +198,15 @@ def test_shutdown_closes_the_asyncio_loop_and_its_tasks(tmp_path) -> None:  # ty
         fe.kc.shutdown()
         assert process.wait(20) == 0
     assert marker.read_text() == "cancelled"
+
+
+def test_loop_opening_while_a_trio_task_steps_leaves_it_alone(fresh_kernel: Frontend) -> None:
+    """A background task that only awaits trio keeps going while a cell opens the asyncio
+    loop (the driver never awaits between two steps of a coroutine: that would run inside
+    the coroutine's cancel scopes)."""
+    ok(fresh_kernel, "import trio\nstop = trio.Event()\n"
+                     "async def ticks():\n    while not stop.is_set():\n        await trio.sleep(0.001)\n"
+                     "ticker = background.start_soon(ticks)")
+    for _ in range(3):
+        ok(fresh_kernel, "import asyncio\nawait asyncio.sleep(0.01)")
+    assert ok(fresh_kernel, "stop.set()\nawait trio.sleep(0.05)\nprint(ticker.state)") == "done\n"

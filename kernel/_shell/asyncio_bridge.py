@@ -192,15 +192,22 @@ class AsyncioBridge:
             return await awaitable
         own = self._on_own_loop()
         coro = awaitable
-        loop = self.loop if own else None
+        if own and self.loop is None and "asyncio" in sys.modules:
+            try:
+                await self._open()  # before the first step: the coroutine holds no scope yet
+            except BaseException:
+                coro.close()
+                raise
+        loop: Any = None
         task: CellTask | None = None
         send: Any = None
         throw: BaseException | None = None
         raise_cancel: Any = None
         while True:
-            if own and loop is None and "asyncio" in sys.modules:
-                loop = await self._open()
-            if loop is not None and task is None:
+            # Between two steps the coroutine may be inside its own cancel scopes, so
+            # nothing here awaits: the only checkpoints are the coroutine's own yields.
+            if own and loop is None and self.loop is not None:
+                loop = self.loop
                 task = self._become_task(loop, name)
             if task is not None and task.must_cancel is not False and throw is None:
                 throw = _cancelled_error(task.must_cancel)
