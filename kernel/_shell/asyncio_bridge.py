@@ -50,11 +50,6 @@ LATE_IMPORT_NOTE = (
     "the loop is open now: run the cell again (or import asyncio in an earlier statement).")
 
 
-@trio.lowlevel.enable_ki_protection
-def _cancel_from_trio(future: Any) -> None:
-    future.cancel()
-
-
 class CellTask:
     """What ``asyncio.current_task()`` returns while a step of a driven coroutine runs.
 
@@ -272,11 +267,11 @@ def _entered(task: CellTask | None) -> Iterator[None]:
         return
     import asyncio
 
-    asyncio.tasks._enter_task(task.get_loop(), task)
+    asyncio.tasks._enter_task(task.get_loop(), task)  # type: ignore[arg-type]  # duck-typed
     try:
         yield
     finally:
-        asyncio.tasks._leave_task(task.get_loop(), task)
+        asyncio.tasks._leave_task(task.get_loop(), task)  # type: ignore[arg-type]
 
 
 async def _wait_for_future(future: Any, task: CellTask | None) -> Any:
@@ -299,7 +294,7 @@ async def _wait_for_future(future: Any, task: CellTask | None) -> Any:
     def abort(raiser: Any) -> trio.lowlevel.Abort:
         nonlocal raise_cancel
         raise_cancel = raiser
-        _cancel_from_trio(future)
+        future.cancel()
         return trio.lowlevel.Abort.FAILED
 
     future.add_done_callback(wake)

@@ -113,7 +113,7 @@ class BackgroundTasks:
         already has that name) and register ``%tasks``."""
         if "background" not in shell.user_ns:
             shell.push({"background": self}, interactive=False)
-        shell.register_magic_function(self.magic, "line", "tasks")
+        shell.register_magic_function(self.magic, "line", "tasks")  # type: ignore[arg-type]
 
     # -- the nursery-like API used in cells ------------------------------------------
 

@@ -63,14 +63,14 @@ def tk_pump() -> Callable[[], None]:
     """A function that runs the pending events of Tk (all Tk interpreters of this thread)."""
     import tkinter
 
-    root = tkinter._default_root
+    root = tkinter._default_root  # type: ignore[attr-defined]
     if root is None:
         root = tkinter.Tk()  # becomes the default root that widgets made later attach to
         root.withdraw()
     tk = root.tk
 
     def pump() -> None:
-        while tk.dooneevent(tkinter._tkinter.DONT_WAIT):
+        while tk.dooneevent(tkinter._tkinter.DONT_WAIT):  # type: ignore[attr-defined]
             pass
 
     return pump
