@@ -199,3 +199,8 @@ async def test_embedded_kernel_runs_tasks_on_the_application_loop() -> None:
 async def run_and_check(client, code: str) -> None:  # type: ignore[no-untyped-def]
     assert client.fe is not None
     await client.call(run, client.fe, code)
+
+
+def test_background_survives_reset_and_stays_out_of_who(kernel: Frontend) -> None:
+    _, outputs = kernel.execute("%reset -f\nprint(type(background).__name__)\n%who")
+    assert stdout_of(outputs) == "BackgroundTasks\nInteractive namespace is empty.\n"

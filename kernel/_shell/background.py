@@ -110,9 +110,16 @@ class BackgroundTasks:
 
     def install(self, shell: TrioShell) -> None:
         """Put ``background`` in the user namespace (unless the application's namespace
-        already has that name) and register ``%tasks``."""
+        already has that name), again after ``%reset``, and register ``%tasks``."""
         if "background" not in shell.user_ns:
             shell.push({"background": self}, interactive=False)
+        init_user_ns = shell.init_user_ns
+
+        def init_user_ns_with_background() -> None:  # what %reset calls once it cleared
+            init_user_ns()
+            shell.push({"background": self}, interactive=False)
+
+        shell.init_user_ns = init_user_ns_with_background  # type: ignore[method-assign]
         shell.register_magic_function(self.magic, "line", "tasks")  # type: ignore[arg-type]
 
     # -- the nursery-like API used in cells ------------------------------------------
