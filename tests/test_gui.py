@@ -210,3 +210,13 @@ def test_tk_events_run_while_idle_and_while_a_cell_awaits_as_in_ipykernel(x_disp
         assert out == "1\n"  # packed, drawn and mapped by Tk while the cell awaited
     with running_kernel("python3", env_extra=env) as ipykernel:
         assert tk_timer_writes_file_while_idle(ipykernel, tmp_path / "ipykernel") == "fired"
+
+
+def test_tk_without_a_display_says_why(kernel: Frontend) -> None:
+    reply, outputs = kernel.execute("import os\nos.environ.pop('DISPLAY', None)\n%gui tk\n"
+                                    "print(get_ipython().gui_loops.active)")
+    assert reply["content"]["status"] == "ok"
+    stderr = "".join(m["content"]["text"] for m in outputs
+                     if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    assert stderr.startswith("%gui tk: TclError") and "display" in stderr
+    assert stdout_of(outputs) == "None\n"

@@ -120,7 +120,11 @@ class GuiLoops:
         self.disable()
         if name in OFF:
             return
-        pump = PUMPS[name]()
+        try:
+            pump = PUMPS[name]()
+        except Exception as exc:  # no Qt binding, no X display for Tk...
+            print(f"%gui {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
         self._pump_scope = trio.CancelScope()
         self.active = name
         self._nursery.start_soon(self._pump, pump, self._pump_scope, name=f"gui pump ({name})")
