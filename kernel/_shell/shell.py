@@ -12,6 +12,11 @@
   SIGINT lands in user code and never in the kernel's own bookkeeping.
 - Exception groups get a proper ``error`` message (IPython only prints them to stderr).
 - The pager, ``exit`` and ``set_next_input`` become execute_reply payloads, as frontends expect.
+
+Two more hooks, each a line or two here with the logic in a module of its own: awaiting
+statements are driven by ``AsyncioBridge.drive`` (asyncio futures go to the kernel's
+trio-asyncio loop, ``_shell/asyncio_bridge.py``), and ``enable_gui`` (``%gui``,
+``%matplotlib qt``) goes to ``GuiLoops`` (``_shell/gui.py``).
 """
 
 from __future__ import annotations
