@@ -129,11 +129,17 @@ def test_cell_timeout_cancels_an_asyncio_read(kernel: Frontend, silent_server: i
     assert "timeout of 0.5 s" in reply["content"]["evalue"]
 
 
+def asyncio_task_outlives_its_cell(fe: Frontend) -> str:
+    ok(fe, "import asyncio\nready = asyncio.Event()\n"
+           "async def waiter():\n    await ready.wait()\n    return 'woken'\n")
+    ok(fe, "task = asyncio.create_task(waiter())")  # a synchronous statement finds the loop
+    return ok(fe, "ready.set()\nprint(await task)")
+
+
 def test_asyncio_tasks_outlive_the_cell_like_in_ipykernel(kernel: Frontend) -> None:
-    ok(kernel, "import asyncio\nready = asyncio.Event()\n"
-               "async def waiter():\n    await ready.wait()\n    return 'woken'\n")
-    ok(kernel, "task = asyncio.create_task(waiter())")  # a synchronous statement finds the loop
-    assert ok(kernel, "ready.set()\nprint(await task)") == "woken\n"
+    assert asyncio_task_outlives_its_cell(kernel) == "woken\n"
+    with running_kernel("python3") as ipykernel:
+        assert asyncio_task_outlives_its_cell(ipykernel) == "woken\n"
 
 
 def test_background_tasks_may_await_asyncio(kernel: Frontend) -> None:
