@@ -216,3 +216,38 @@ def test_loop_opening_while_a_trio_task_steps_leaves_it_alone(fresh_kernel: Fron
     for _ in range(3):
         ok(fresh_kernel, "import asyncio\nawait asyncio.sleep(0.01)")
     assert ok(fresh_kernel, "stop.set()\nawait trio.sleep(0.05)\nprint(ticker.state)") == "done\n"
+
+
+# The stand-in asyncio task, without a kernel ---------------------------------------------
+
+
+class FakeFuture:
+    def __init__(self, cancellable: bool) -> None:
+        self.cancellable = cancellable
+        self.cancel_messages: list[str | None] = []
+
+    def cancel(self, msg: str | None = None) -> bool:
+        self.cancel_messages.append(msg)
+        return self.cancellable
+
+
+def test_cell_task_cancels_the_future_it_waits_on() -> None:
+    from kernel._shell.asyncio_bridge import CellTask
+
+    task = CellTask(loop=None, name="cell")
+    task.waiting_on = FakeFuture(cancellable=True)
+    assert task.cancel("deadline") and task.cancelling() == 1
+    assert task.waiting_on.cancel_messages == ["deadline"]
+    assert task.must_cancel is False  # the future carries the cancellation
+    assert task.uncancel() == 0 and task.uncancel() == 0  # never below zero
+
+
+def test_cell_task_waiting_on_trio_is_cancelled_at_its_next_step() -> None:
+    from kernel._shell.asyncio_bridge import CellTask
+
+    task = CellTask(loop=None, name="cell")
+    task.cancel()
+    assert task.must_cancel is True
+    task.waiting_on = FakeFuture(cancellable=False)  # already done: cannot take it
+    task.cancel("why")
+    assert task.must_cancel == "why" and task.cancelling() == 2

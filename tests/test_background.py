@@ -204,3 +204,21 @@ async def run_and_check(client, code: str) -> None:  # type: ignore[no-untyped-d
 def test_background_survives_reset_and_stays_out_of_who(kernel: Frontend) -> None:
     _, outputs = kernel.execute("%reset -f\nprint(type(background).__name__)\n%who")
     assert stdout_of(outputs) == "BackgroundTasks\nInteractive namespace is empty.\n"
+
+
+def test_tasks_table_and_ages() -> None:
+    from kernel._shell.background import BackgroundTask, BackgroundTasks, _age
+
+    assert [_age(s) for s in (0.04, 59.9, 61, 3599, 3661)] == ["0.0s", "59.9s", "1m01s", "59m59s", "1h01m"]
+    tasks = BackgroundTasks(shell=None)  # type: ignore[arg-type]
+    assert tasks.table() == "no background tasks"
+    now = time.monotonic()
+    tasks._tasks = {1: BackgroundTask(1, "poller", 3, now - 5, state="running"),
+                    2: BackgroundTask(2, "a much longer name", None, now - 90, state="failed", ended_at=now - 30)}
+    lines = tasks.table().splitlines()
+    assert lines[0].split() == ["id", "name", "cell", "age", "state"]
+    assert lines[1].split()[:3] == ["1", "poller", "In[3]"] and lines[1].endswith("running")
+    assert lines[2].split("  ")[0] == "2" and "a much longer name" in lines[2]
+    assert lines[2].split()[-3:] == ["-", "1m00s", "failed"]
+    column = lines[0].index("cell")  # columns line up
+    assert lines[1][column:].startswith("In[3]") and lines[2][column:].startswith("- ")
