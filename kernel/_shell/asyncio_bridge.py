@@ -40,8 +40,8 @@ _MENTIONS_ASYNCIO = re.compile(r"asyncio|\baio")
 
 ASYNCIO_RUN_MESSAGE = (
     "asyncio.run() cannot be used in a trio-kernel cell: the cell already runs on an event loop "
-    "(trio, with asyncio available). Await the coroutine instead: `await main()` rather than "
-    "`asyncio.run(main())`.")
+    "(trio, with asyncio available). Await the coroutine instead, in a queue or task cell: "
+    "`await main()` rather than `asyncio.run(main())`.")
 OTHER_LOOP_NOTE = (
     "asyncio is available in queue, task and blocking cells of the main shell; this cell runs on a "
     "trio loop of its own (a `# thread` cell or a subshell). Run it in a queue or task cell.")
