@@ -171,11 +171,32 @@ def test_asyncio_run_says_what_to_do_where_ipykernel_does_not(kernel: Frontend) 
     assert "await" not in theirs["content"]["evalue"]  # "cannot be called from a running event loop"
 
 
-def test_thread_cells_say_where_asyncio_works(kernel: Frontend) -> None:
-    reply, outputs = kernel.execute("# thread\nimport asyncio\nawait asyncio.sleep(0.01)")
+def test_thread_cells_get_an_asyncio_loop_of_their_own(kernel: Frontend, silent_server: int) -> None:
+    out = ok(kernel, "# thread\n" + GATHER + "import threading\n"
+                     "print(threading.current_thread() is not threading.main_thread())\n"
+                     "leftover = asyncio.create_task(asyncio.sleep(3600))\n")
+    assert out == "[6, 2, 4]\nTrue\n"
+    assert ok(kernel, "print(leftover.cancelled())") == "True\n"  # closed with its cell
+    msg_id = kernel.submit(
+        "# thread\nimport asyncio\n"
+        f"reader, writer = await asyncio.open_connection('127.0.0.1', {silent_server})\n"
+        "print('connected')\nawait reader.read(1)\n")
+    kernel.wait_for_stream(msg_id, "connected")
+    kernel.control("interrupt_request")
+    assert kernel.shell_reply(msg_id)["content"]["ename"] == "KeyboardInterrupt"
+
+
+def test_importing_asyncio_mid_cell_says_to_run_it_again(fresh_kernel: Frontend) -> None:
+    code = ("import importlib\n"
+            "async def late():\n"
+            "    lib = importlib.import_module('asyn' + 'cio')  # the cell's text does not name it\n"
+            "    await lib.sleep(0.01)\n"
+            "await late()")
+    reply, outputs = fresh_kernel.execute(code)
     assert reply["content"]["evalue"] == "no running event loop"
     error = next(m["content"] for m in outputs if m["msg_type"] == "error")
-    assert "queue or task cell" in error["traceback"][-1]
+    assert "run the cell again" in error["traceback"][-1]
+    assert ok(fresh_kernel, code) == ""  # and then it works
 
 
 def test_tracebacks_start_at_the_users_code(kernel: Frontend) -> None:
@@ -251,3 +272,13 @@ def test_cell_task_waiting_on_trio_is_cancelled_at_its_next_step() -> None:
     task.waiting_on = FakeFuture(cancellable=False)  # already done: cannot take it
     task.cancel("why")
     assert task.must_cancel == "why" and task.cancelling() == 2
+
+
+def test_subshell_cells_await_asyncio(kernel: Frontend) -> None:
+    subshell = kernel.control("create_subshell_request")["content"]["subshell_id"]
+    try:
+        msg_id = kernel.submit(GATHER, subshell_id=subshell)
+        assert kernel.shell_reply(msg_id)["content"]["status"] == "ok"
+        assert stdout_of(kernel.outputs_until_idle(msg_id)) == "[6, 2, 4]\n"
+    finally:
+        kernel.control("delete_subshell_request", {"subshell_id": subshell})

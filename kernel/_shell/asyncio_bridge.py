@@ -17,8 +17,9 @@ runs while ``asyncio`` is imported (start-up imports neither asyncio nor trio-as
 closed at shutdown; asyncio tasks a cell creates keep running after the cell, as they do
 in ipykernel. Cancellation (interrupt, ``timeout=``) of a cell waiting on an asyncio future
 cancels that future; asyncio code in the cell sees ``asyncio.CancelledError`` and the
-cell's cancel scope gets trio's ``Cancelled``. Everything here runs on the main shell loop;
-cells on other trio loops (``# thread`` cells, subshells) get a clear error instead.
+cell's cancel scope gets trio's ``Cancelled``. A cell on a trio loop of its own (a
+``# thread`` cell, a subshell) gets an asyncio loop of its own, for the cell's duration.
+Everything here runs on the loop of the cell (or background task) it drives.
 """
 
 from __future__ import annotations
@@ -40,14 +41,11 @@ _MENTIONS_ASYNCIO = re.compile(r"asyncio|\baio")
 
 ASYNCIO_RUN_MESSAGE = (
     "asyncio.run() cannot be used in a trio-kernel cell: the cell already runs on an event loop "
-    "(trio, with asyncio available). Await the coroutine instead, in a queue or task cell: "
-    "`await main()` rather than `asyncio.run(main())`.")
-OTHER_LOOP_NOTE = (
-    "asyncio is available in queue, task and blocking cells of the main shell; this cell runs on a "
-    "trio loop of its own (a `# thread` cell or a subshell). Run it in a queue or task cell.")
+    "(trio, with asyncio available). Await the coroutine instead: `await main()` rather than "
+    "`asyncio.run(main())`.")
 LATE_IMPORT_NOTE = (
-    "asyncio was imported inside this statement, before the kernel could open its asyncio loop; "
-    "the loop is open now: run the cell again (or import asyncio in an earlier statement).")
+    "asyncio was imported inside this cell, which therefore started without an asyncio loop; "
+    "run the cell again (or import asyncio in an earlier cell, or name it in this one).")
 
 
 class CellTask:
@@ -128,20 +126,26 @@ class AsyncioBridge:
 
     @contextlib.asynccontextmanager
     async def cell_scope(self, source: str) -> AsyncIterator[None]:
-        """Around a whole cell on the main shell loop: the kernel's asyncio loop is the
-        running loop of the cell, also of its synchronous statements (``asyncio.create_task``).
+        """Around a whole cell: its asyncio loop is the running loop of the cell, also of its
+        synchronous statements (``asyncio.create_task(...)``).
 
-        The loop opens before a cell once ``asyncio`` is imported, or when the cell's text
-        speaks of asyncio (``import asyncio`` and ``asyncio.create_task(...)`` in one cell).
+        On the main shell loop that is the kernel's loop, opened before the first cell that
+        runs once ``asyncio`` is imported or whose text speaks of asyncio. A cell on a trio
+        loop of its own (a ``# thread`` cell, a subshell) gets a loop of its own, opened and
+        closed (its asyncio tasks cancelled) with the cell.
         """
-        if not self._on_own_loop() or (self.loop is None and "asyncio" not in sys.modules
-                                       and not _MENTIONS_ASYNCIO.search(source)):
+        wanted = "asyncio" in sys.modules or _MENTIONS_ASYNCIO.search(source) is not None
+        if self._token is None or not (wanted or self.loop is not None):
             yield
             return
-        loop = await self._open()
         import trio_asyncio
 
-        saved = trio_asyncio.current_loop.set(loop)
+        if not self._on_own_loop():
+            _forbid_asyncio_run()
+            async with trio_asyncio.open_loop():
+                yield
+            return
+        saved = trio_asyncio.current_loop.set(await self._open())
         try:
             yield
         finally:
@@ -201,9 +205,10 @@ class AsyncioBridge:
         while True:
             # Between two steps the coroutine may be inside its own cancel scopes, so
             # nothing here awaits: the only checkpoints are the coroutine's own yields.
-            if own and loop is None and self.loop is not None:
-                loop = self.loop
-                task = self._become_task(loop, name)
+            if loop is None:
+                loop = self.loop if own else _loop_of_this_cell()
+                if loop is not None:
+                    task = self._become_task(loop, name)
             if task is not None and task.must_cancel is not False and throw is None:
                 throw = _cancelled_error(task.must_cancel)
                 task.must_cancel = False
@@ -245,11 +250,9 @@ class AsyncioBridge:
         """Add a note to asyncio's "no running event loop" saying why and what to do."""
         if not (isinstance(exc, RuntimeError) and str(exc) == "no running event loop"):
             return
-        if not own:
-            exc.add_note(OTHER_LOOP_NOTE)
-        elif "asyncio" in sys.modules:
+        if own and "asyncio" in sys.modules:
             await self._open()
-            exc.add_note(LATE_IMPORT_NOTE)
+        exc.add_note(LATE_IMPORT_NOTE)
 
 
 def user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
@@ -258,6 +261,12 @@ def user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
     return tb
+
+
+def _loop_of_this_cell() -> Any:
+    """The asyncio loop ``cell_scope`` opened for a cell on a trio loop of its own, if any."""
+    trio_asyncio = sys.modules.get("trio_asyncio")
+    return trio_asyncio.current_loop.get() if trio_asyncio is not None else None
 
 
 @contextlib.contextmanager
