@@ -160,6 +160,12 @@ def test_unknown_gui_says_what_is_supported(qt_kernel: Frontend) -> None:
     assert "'wx'" in stderr and "qt or tk" in stderr
 
 
+def test_thread_cells_cannot_turn_the_gui_on(qt_kernel: Frontend) -> None:
+    _, outputs = qt_kernel.execute("# thread\n%gui qt")
+    stderr = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream")
+    assert "not in `# thread` cells" in stderr
+
+
 def test_shutdown_with_gui_on_is_clean() -> None:
     with running_kernel(env_extra=QT_ENV) as fe:
         ok(fe, "%gui qt\nfrom PySide6 import QtWidgets\nwindow = QtWidgets.QLabel('hi')\nwindow.show()")

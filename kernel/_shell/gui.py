@@ -110,13 +110,15 @@ class GuiLoops:
         """
         name = (gui or "").lower()
         if name not in OFF and name not in PUMPS:
-            # Printed, not raised: IPython's %gui turns errors into a log line nobody sees.
+            # Printed, not raised, here and below: IPython's %gui turns errors into a log
+            # line on the kernel's stderr, which nobody sees.
             print(f"trio-kernel has no {gui!r} GUI event loop integration; choose qt or tk "
                   "(%gui alone turns it off)", file=sys.stderr)
             return
         if self._nursery is None or trio.lowlevel.current_trio_token() is not self._token:
-            raise RuntimeError("%gui works in cells of the main shell (queue, task or blocking), "
-                               "whose loop also runs the GUI; not in `# thread` cells or subshells")
+            print("%gui works in cells of the main shell (queue, task or blocking), whose loop "
+                  "also runs the GUI; not in `# thread` cells or subshells", file=sys.stderr)
+            return
         self.disable()
         if name in OFF:
             return
