@@ -222,3 +222,20 @@ def test_tasks_table_and_ages() -> None:
     assert lines[2].split()[-3:] == ["-", "1m00s", "failed"]
     column = lines[0].index("cell")  # columns line up
     assert lines[1][column:].startswith("In[3]") and lines[2][column:].startswith("- ")
+
+
+def test_hostile_task_errors_are_reported_not_fatal(kernel: Frontend) -> None:
+    kernel.execute(SETUP)
+    reply, _ = kernel.execute(
+        "async def group():\n"
+        "    async def fail():\n        raise ValueError('inner')\n"
+        "    async with trio.open_nursery() as nursery:\n        nursery.start_soon(fail)\n"
+        "async def exits():\n    await trio.sleep(0)\n    raise SystemExit(3)\n"
+        "async def interrupts():\n    await trio.sleep(0)\n    raise KeyboardInterrupt\n"
+        "for fn in (group, exits, interrupts):\n    background.start_soon(fn)\n"
+    )
+    started = reply["parent_header"]["msg_id"]
+    names = sorted(kernel.iopub_for(started)["content"]["ename"] for _ in range(3))
+    assert names == ["ExceptionGroup", "KeyboardInterrupt", "SystemExit"]
+    _, outputs = kernel.execute("print('still here')")
+    assert stdout_of(outputs) == "still here\n"
