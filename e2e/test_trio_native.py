@@ -53,7 +53,9 @@ def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_nam
     tab = browser.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
-        tab.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+        # A workspace of its own: the other test's notebook stays closed, so the page-wide
+        # locators of test_jupyterlab's helpers find this notebook's cells and buttons.
+        tab.goto(lab.url(f"lab/workspaces/trio-native/tree/{NOTEBOOK}?reset"))
         expect(cell(tab, MIXED)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         wait_kernel_idle(tab, kernel_display_name)
         yield tab
