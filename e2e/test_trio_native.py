@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_jupyterlab import OUTPUT_TIMEOUT_MS, PAGE_TIMEOUT_MS, cell, expect, run_cell, wait_kernel_idle
+from test_jupyterlab import OUTPUT_TIMEOUT_MS, PAGE_TIMEOUT_MS, expect, wait_kernel_idle
 
 if TYPE_CHECKING:
     from conftest import Lab
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Locator, Page
 
 NOTEBOOK = "trio_native_e2e.ipynb"
+READY_ATTEMPT_MS = 5_000
 SCREENSHOT = Path(__file__).parent / "artifacts" / "trio_native.png"
 
-STARTS, RELEASES, MIXED = range(3)
+READY, STARTS, RELEASES, MIXED = range(4)
 SOURCES = [
+    "print('kernel ready')",
     "import trio\n"
     "release = trio.Event()\n"
     "handle = display('step 0', display_id=True)\n"
@@ -41,6 +43,35 @@ SOURCES = [
 ]
 
 
+def cell(page: Page, index: int) -> Locator:
+    """The cell at ``index`` of the notebook on show (JupyterLab may have restored the other
+    test's notebook in a hidden tab, so page-wide locators could find its cells)."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+
+
+def run_cell(page: Page, index: int) -> Locator:
+    """Select the cell by its prompt and press the Run button of its notebook's toolbar."""
+    target = cell(page, index)
+    target.locator(".jp-InputPrompt").click()
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").locator(
+        'jp-button[data-command="notebook:run-cell-and-select-next"]').click()
+    return target
+
+
+def wait_until_cells_run(page: Page) -> None:
+    """Run the READY cell until it prints: JupyterLab may have restored the other test's
+    notebook, whose kernel has the same name, so the status bar's "Idle" can be that one's,
+    and a cell run before this notebook's kernel is connected is silently dropped."""
+    for _ in range(PAGE_TIMEOUT_MS // READY_ATTEMPT_MS):
+        try:
+            expect(run_cell(page, READY).locator(".jp-OutputArea-output").last).to_contain_text(
+                "kernel ready", timeout=READY_ATTEMPT_MS)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("this notebook's kernel never ran a cell")
+
+
 @pytest.fixture(scope="module")
 def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_name: str) -> Iterator[Page]:
     if kernel_name != "trio":
@@ -53,11 +84,10 @@ def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_nam
     tab = browser.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
-        # A workspace of its own: the other test's notebook stays closed, so the page-wide
-        # locators of test_jupyterlab's helpers find this notebook's cells and buttons.
-        tab.goto(lab.url(f"lab/workspaces/trio-native/tree/{NOTEBOOK}?reset"))
+        tab.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
         expect(cell(tab, MIXED)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         wait_kernel_idle(tab, kernel_display_name)
+        wait_until_cells_run(tab)
         yield tab
     finally:
         SCREENSHOT.parent.mkdir(exist_ok=True)
