@@ -205,17 +205,18 @@ def tk_timer_writes_file_while_idle(fe: Frontend, path: Path) -> str:
     return wait_for_file(path)
 
 
-def test_tk_events_run_while_idle_and_while_a_cell_awaits_as_in_ipykernel(x_display: str, tmp_path: Path) -> None:
+def test_tk_events_run_while_idle_and_while_a_cell_awaits(x_display: str, tmp_path: Path) -> None:
+    """(ipykernel 7.4, tried side by side with the same cells: its timer fired too, but under
+    load its cell after ``%gui tk`` sometimes never answered, "OSError: Stream is closed"
+    in its log; so the comparison is not part of the suite.)"""
     env = {"DISPLAY": x_display}
     with running_kernel(env_extra=env) as ours:
         assert tk_timer_writes_file_while_idle(ours, tmp_path / "ours") == "fired"
-        out, _ = ok(ours, "import trio\nlabel = tkinter.Label(root, text='hi')\nlabel.pack()\n"
-                          "done = trio.Event()\nroot.after(20, done.set)\n"
-                          "with trio.fail_after(5):\n    await done.wait()\n"
+        out, _ = ok(ours, "import trio\nmapped = trio.Event()\nlabel = tkinter.Label(root, text='hi')\n"
+                          "label.bind('<Map>', lambda event: mapped.set())\nlabel.pack()\n"
+                          "with trio.fail_after(10):\n    await mapped.wait()\n"
                           "print(label.winfo_ismapped())")
         assert out == "1\n"  # packed, drawn and mapped by Tk while the cell awaited
-    with running_kernel("python3", env_extra=env) as ipykernel:
-        assert tk_timer_writes_file_while_idle(ipykernel, tmp_path / "ipykernel") == "fired"
 
 
 def test_tk_without_a_display_says_why(kernel: Frontend) -> None:
