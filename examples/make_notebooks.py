@@ -51,8 +51,72 @@ def concurrency() -> nbformat.NotebookNode:
     )
 
 
+def trio_native() -> nbformat.NotebookNode:
+    return new_notebook(
+        metadata={"kernelspec": KERNELSPEC},
+        cells=[
+            new_markdown_cell(
+                "# Trio-native notebooks\n"
+                "`background` runs trio tasks that outlive their cell; cells can `await` asyncio and "
+                "trio side by side. (`%gui qt` and `%matplotlib qt` keep Qt windows alive between "
+                "cells; not run here, as this notebook also runs headless in `make test`.)"
+            ),
+            new_markdown_cell(
+                "## A background task that updates a display\n"
+                "The cell ends at once and the kernel goes idle; the task goes on and updates the "
+                "output in place through its display handle (this works in every frontend)."
+            ),
+            new_code_cell(
+                "import trio\n\n"
+                "ticker_done = trio.Event()\n\n"
+                "async def ticker(n, handle):\n"
+                "    for i in range(1, n + 1):\n"
+                "        await trio.sleep(0.05)\n"
+                "        handle.update(f'tick {i}/{n}')\n"
+                "    ticker_done.set()\n\n"
+                "handle = display('tick 0', display_id=True)\n"
+                "background.start_soon(ticker, 5, handle, name='ticker')"
+            ),
+            new_code_cell("%tasks"),
+            new_markdown_cell(
+                "## A server in the background\n"
+                "`await background.start(...)` waits until the task says it is ready "
+                "(`task_status.started(...)`) and returns what it passed: here trio's listeners."
+            ),
+            new_code_cell(
+                "async def shout(stream):\n"
+                "    async for data in stream:\n"
+                "        await stream.send_all(data.upper())\n\n"
+                "listeners = await background.start(trio.serve_tcp, shout, 0, name='shout server')\n"
+                "port = listeners[0].socket.getsockname()[1]\n"
+                "print('serving on a free port')"
+            ),
+            new_markdown_cell(
+                "## asyncio and trio in one cell\n"
+                "asyncio's streams talk to the trio server; `asyncio.gather` and `trio.sleep` mix freely."
+            ),
+            new_code_cell(
+                "import asyncio\n\n"
+                "async def ask(text):\n"
+                "    reader, writer = await asyncio.open_connection('127.0.0.1', port)\n"
+                "    writer.write(text.encode() + b'\\n')\n"
+                "    await writer.drain()\n"
+                "    answer = await reader.readline()\n"
+                "    writer.close()\n"
+                "    await writer.wait_closed()\n"
+                "    return answer.decode().strip()\n\n"
+                "answers = await asyncio.gather(ask('hello'), ask('from asyncio'))\n"
+                "await trio.sleep(0.01)\n"
+                "print(answers)"
+            ),
+            new_code_cell("await ticker_done.wait()\n%tasks"),
+            new_code_cell("%tasks cancel all"),
+        ],
+    )
+
+
 def main() -> None:
-    for name, build in (("demo", demo), ("concurrency", concurrency)):
+    for name, build in (("demo", demo), ("concurrency", concurrency), ("trio_native", trio_native)):
         nbformat.write(build(), HERE / f"{name}.ipynb")
 
 

@@ -107,7 +107,17 @@ def _check_params(nb: nbformat.NotebookNode) -> None:
     assert text(cells[1]) == "".join(f"hello world #{i}\n" for i in range(3))
 
 
-SPECIFIC_CHECKS = {"widgets_and_plots": _check_widgets_and_plots, "params": _check_params}
+def _check_trio_native(nb: nbformat.NotebookNode) -> None:
+    cells = code_cells(nb)
+    assert text(cells[3]) == "['HELLO', 'FROM ASYNCIO']\n"  # asyncio client, trio server
+    final = text(cells[4]).splitlines()
+    assert final[1].split()[1:3] == ["ticker", "In[1]"] and final[1].endswith("done")
+    assert final[2].endswith("running")  # the server outlived its cell
+    assert "2 shout server" in text(cells[5])
+
+
+SPECIFIC_CHECKS = {"widgets_and_plots": _check_widgets_and_plots, "params": _check_params,
+                   "trio_native": _check_trio_native}
 
 
 def test_papermill_injects_parameters(tmp_path: Path) -> None:

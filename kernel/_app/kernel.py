@@ -20,6 +20,9 @@ The nursery tree and thread layout (the architecture in one place)::
         │       ├── _watch / stop tasks    timeouts and interrupts (Interrupter)
         │       └── Subshells._own(...)    own_thread: one per subshell (its own trio loop,
         │                                  running that subshell's ShellRunner.run)
+        ├── AsyncioBridge.run              the nursery of the asyncio loop (trio-asyncio, lazy)
+        ├── GuiLoops.run                   the nursery of the GUI pump (only while %gui is on)
+        ├── BackgroundTasks.run            the nursery of ``background`` tasks (outlive cells)
         └── ShellRunner.run                the main shell's cell nursery
             └── serve(...)                 one task per started queue/task/blocking request
 
@@ -67,6 +70,7 @@ from .._transport.loops import call_soon, own_thread
 if TYPE_CHECKING:
     from .._app.ipyconfig import IPythonOptions
     from .._debugger.debugger import Debugger
+    from .._shell.background import BackgroundTasks
     from .._shell.cell import LatestCell
     from .._shell.comms import CommManager
     from .._shell.shell import TrioShell
@@ -194,6 +198,8 @@ async def kernel_on(
                     if shell_side.debugger is not None:
                         await shell_side.debugger.close()  # resumes a cell stopped at a breakpoint
                     await kernel._stop_cells()
+                    if shell_side.background is not None:
+                        await shell_side.background.aclose()  # their finally blocks, bounded
                 nursery.cancel_scope.cancel()
         if app_error is not None:
             raise app_error
@@ -212,6 +218,7 @@ class _ShellSide:
 
     undo: list[Callable[[], None]] = attrs.field(factory=list)
     debugger: Debugger | None = None
+    background: BackgroundTasks | None = None
 
     def close(self) -> None:
         """Undo the installs, newest first."""
@@ -268,6 +275,7 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
     """Start the main shell's runner and hand the shell to the I/O loop."""
     from .._app import ipyconfig
     from .._debugger.debugger import Debugger
+    from .._shell.background import BackgroundTasks
     from .._shell.comms import activate
     from .._shell.runner import ShellRunner
     from .._shell.services import Services
@@ -287,8 +295,13 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
     )
     runner = ShellRunner(shell, services, comms)
     activate(comms)  # a context variable of the runner's task: nothing to undo
-    ipyconfig.run_startup(shell, ipython)  # exec_lines, startup files: before any request runs
     await nursery.start(runner.run)
+    await nursery.start(shell.asyncio_bridge.run)
+    await nursery.start(shell.gui_loops.run)
+    side.background = background = BackgroundTasks(shell, drive=shell.asyncio_bridge.drive)
+    await nursery.start(background.run)
+    background.install(shell)
+    ipyconfig.run_startup(shell, ipython)  # exec_lines, startup files: before any request runs
     side.debugger = debugger = Debugger(
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,

@@ -13,6 +13,11 @@
   does to trio's cancellation (a scope left open, a stray ``Cancelled``).
 - Exception groups get a proper ``error`` message (IPython only prints them to stderr).
 - The pager, ``exit`` and ``set_next_input`` become execute_reply payloads, as frontends expect.
+
+Two more hooks, each a line or two here with the logic in a module of its own: awaiting
+statements are driven by ``AsyncioBridge.drive`` (asyncio futures go to the kernel's
+trio-asyncio loop, ``_shell/asyncio_bridge.py``), and ``enable_gui`` (``%gui``,
+``%matplotlib qt``) goes to ``GuiLoops`` (``_shell/gui.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import bdb
 import math
 import sys
 import traceback
+import types
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import trio
@@ -39,7 +44,9 @@ from .._core import replies as _replies
 from .._core.enums import RunMode
 from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
+from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.gui import GuiLoops
 from .._shell.usercode import UserCoroutine, run_block
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
@@ -135,6 +142,8 @@ class TrioShell(InteractiveShell):
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
         # functools.wraps makes the method look like MagicsManager.register_function to mypy.
         self.register_magic_function(self._runmode_magic, "line", "runmode")  # type: ignore[arg-type]
+        self.asyncio_bridge = AsyncioBridge()  # started by the kernel: _shell/asyncio_bridge.py
+        self.gui_loops = GuiLoops()  # started by the kernel: _shell/gui.py
 
     def _runmode_magic(self, line: str) -> None:
         """%runmode [queue|task|thread|blocking]: show or set the mode of cells that name none."""
@@ -153,8 +162,8 @@ class TrioShell(InteractiveShell):
         """Streams are installed by the kernel, not by the shell."""
 
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui not in (None, "inline"):
-            print(f"trio-kernel has no {gui!r} GUI event loop integration; use the inline backend.")
+        """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
+        self.gui_loops.enable(gui)
 
     def ask_exit(self) -> None:
         self._payloads().write_payload({"source": "ask_exit", "keepkernel": False})
@@ -200,8 +209,10 @@ class TrioShell(InteractiveShell):
         cell.error = content
         cell.iopub.put(Outgoing("error", content, cell.parent))
 
-    async def run_cell_async(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        """IPython's cell pipeline, plus the repairs a hostile cell can make necessary.
+    async def run_cell_async(self, raw_cell: str, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """IPython's cell pipeline, with the kernel's asyncio loop as the cell's running loop
+        once asyncio is used (``asyncio_bridge``), plus the repairs a hostile cell can make
+        necessary.
 
         A cell that leaves a ``trio.CancelScope`` open (``cs.__enter__()`` without exit)
         would corrupt the cancel scope stack of the task that runs it: the scopes it left
@@ -212,7 +223,11 @@ class TrioShell(InteractiveShell):
         try:
             task = trio.lowlevel.current_task()
         except RuntimeError:  # not on a trio loop (IPython's own synchronous runner)
-            return await super().run_cell_async(*args, **kwargs)
+            return await super().run_cell_async(raw_cell, *args, **kwargs)
+        async with self.asyncio_bridge.cell_scope(raw_cell):
+            return await self._run_cell_repaired(task, raw_cell, *args, **kwargs)
+
+    async def _run_cell_repaired(self, task: trio.lowlevel.Task, *args: Any, **kwargs: Any) -> ExecutionResult:
         before = getattr(task, "_cancel_status", None)
         result = await super().run_cell_async(*args, **kwargs)
         leaked = _close_leaked_scopes(task, before)
@@ -246,7 +261,8 @@ class TrioShell(InteractiveShell):
         try:
             try:
                 if async_:
-                    await UserCoroutine(gate, eval(code_obj, self.user_global_ns, self.user_ns))
+                    block = eval(code_obj, self.user_global_ns, self.user_ns)
+                    await self.asyncio_bridge.drive(_marked_steps(gate, block))
                 else:
                     run_block(gate, code_obj, self.user_global_ns, self.user_ns)
             finally:
@@ -326,15 +342,16 @@ class TrioShell(InteractiveShell):
         elif self.custom_exceptions and isinstance(exc, self.custom_exceptions):
             self.CustomTB(type(exc), exc, exc.__traceback__)
         else:
-            self.showtraceback((type(exc), exc, _user_part(exc.__traceback__)), running_compiled_code=True)
+            # Start the traceback at the user's code, below run_code's (and the driver's) frame.
+            tb = user_traceback(exc.__traceback__)
+            self.showtraceback((type(exc), exc, tb), running_compiled_code=True)
 
 
-def _user_part(tb: TracebackType | None) -> TracebackType | None:
-    """The traceback from the user's first frame on: the kernel's frames that run a block
-    (``run_code``, the per-step driver in ``usercode``) are left out."""
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
-    return tb
+async def _marked_steps(gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> None:
+    """``coro`` with the user-code mark set around each of its steps (``usercode``), as a
+    coroutine, so that the asyncio bridge can drive it: the bridge's own code between two
+    steps runs unmarked, and asyncio futures the cell yields pass through to the bridge."""
+    await UserCoroutine(gate, coro)
 
 
 def _close_leaked_scopes(task: trio.lowlevel.Task, before: Any) -> int:
