@@ -112,6 +112,10 @@ class AsyncioBridge:
         self._token: trio.lowlevel.TrioToken | None = None
         self.loop: Any = None
         self._opening: trio.Event | None = None
+        # An application that embeds the kernel has usually imported asyncio already; that
+        # alone must not open a loop: importing trio-asyncio changes asyncio for the whole
+        # process (its loop policy hands out trio-asyncio loops outside trio too).
+        self._asyncio_preloaded = "asyncio" in sys.modules
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of the asyncio loop until the kernel shuts down."""
@@ -134,7 +138,7 @@ class AsyncioBridge:
         loop of its own (a ``# thread`` cell, a subshell) gets a loop of its own, opened and
         closed (its asyncio tasks cancelled) with the cell.
         """
-        wanted = "asyncio" in sys.modules or _MENTIONS_ASYNCIO.search(source) is not None
+        wanted = self._asyncio_imported() or _MENTIONS_ASYNCIO.search(source) is not None
         if self._token is None or not (wanted or self.loop is not None):
             yield
             return
@@ -150,6 +154,10 @@ class AsyncioBridge:
             yield
         finally:
             trio_asyncio.current_loop.reset(saved)
+
+    def _asyncio_imported(self) -> bool:
+        """Whether asyncio was imported since the kernel started (by a cell or a library)."""
+        return not self._asyncio_preloaded and "asyncio" in sys.modules
 
     def _on_own_loop(self) -> bool:
         try:
@@ -191,7 +199,7 @@ class AsyncioBridge:
             return await awaitable
         own = self._on_own_loop()
         coro = awaitable
-        if own and self.loop is None and "asyncio" in sys.modules:
+        if own and self.loop is None and self._asyncio_imported():
             try:
                 await self._open()  # before the first step: the coroutine holds no scope yet
             except BaseException:
@@ -250,7 +258,7 @@ class AsyncioBridge:
         """Add a note to asyncio's "no running event loop" saying why and what to do."""
         if not (isinstance(exc, RuntimeError) and str(exc) == "no running event loop"):
             return
-        if own and "asyncio" in sys.modules:
+        if own and "asyncio" in sys.modules:  # a cell asked for the running loop: open it now
             await self._open()
         exc.add_note(LATE_IMPORT_NOTE)
 
