@@ -10,6 +10,7 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpecManager
 
 from .._core.enums import RunMode
+from .._transport.curve import supported as curve_supported
 
 DEFAULT_NAME = "trio"
 DEFAULT_DISPLAY_NAME = "Python 3 (trio)"
@@ -18,7 +19,11 @@ LOGO = Path(__file__).parent / "resources"
 
 def spec_dict(display_name: str, env: dict[str, str], default_mode: RunMode | None,
               interrupt_mode: str = "message") -> dict[str, object]:
-    """The kernel.json content; argv uses this interpreter's absolute path."""
+    """The kernel.json content; argv uses this interpreter's absolute path.
+
+    ``supported_encryption`` tells jupyter_client (``transport_encryption = "auto"``) that it
+    may provision CurveZMQ keys for this kernel; listed only when this libzmq has Curve.
+    """
     argv = [sys.executable, "-m", "kernel", "-f", "{connection_file}"]
     if default_mode is not None and default_mode is not RunMode.QUEUE:
         argv[3:3] = ["--default-mode", default_mode.value]
@@ -28,7 +33,7 @@ def spec_dict(display_name: str, env: dict[str, str], default_mode: RunMode | No
         "language": "python",
         "interrupt_mode": interrupt_mode,
         "env": env,
-        "metadata": {"debugger": True},
+        "metadata": {"debugger": True, **({"supported_encryption": ["curve"]} if curve_supported() else {})},
     }
 
 
