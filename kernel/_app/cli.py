@@ -18,6 +18,7 @@ from .. import __version__
 from .._core.enums import RunMode
 
 SUBCOMMANDS = ("install", "uninstall", "list", "routes", "run")
+GATEWAY_COMMANDS = ("eg-launch", "eg-kernelspec")  # parsed in ``gateway``
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the kernelspecs Jupyter can see")
     sub.add_parser("routes", help="print the run-mode table")
+    sub.add_parser("eg-launch", help="launch a kernel for Jupyter Enterprise Gateway (see eg-launch -h)")
+    sub.add_parser("eg-kernelspec", help="write a kernelspec for Enterprise Gateway (see eg-kernelspec -h)")
     return parser
 
 
@@ -66,6 +69,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in GATEWAY_COMMANDS:
+        from .._app.gateway import main as gateway_main
+
+        return gateway_main(args_list)
     if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "run")
     args = build_parser().parse_args(args_list)

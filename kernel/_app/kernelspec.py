@@ -62,3 +62,42 @@ def uninstall(name: str = DEFAULT_NAME) -> str:
 def listing() -> dict[str, str]:
     """Kernelspec names and directories that Jupyter can see."""
     return KernelSpecManager().find_kernel_specs()
+
+
+DISTRIBUTED_PROXY = "enterprise_gateway.services.processproxies.distributed.DistributedProcessProxy"
+
+
+def gateway_spec_dict(display_name: str, *, python: str, process_proxy: str = DISTRIBUTED_PROXY,
+                      proxy_config: dict[str, str] | None = None, ip: str = "0.0.0.0",
+                      default_mode: RunMode | None = None, interrupt_mode: str = "message") -> dict[str, object]:
+    """kernel.json for Jupyter Enterprise Gateway: EG fills in the ``{...}`` fields and runs
+    ``trio-kernel eg-launch`` with ``python`` (the interpreter on the kernel's host)."""
+    argv = [python, "-m", "kernel", "eg-launch",
+            "--RemoteProcessProxy.kernel-id", "{kernel_id}",
+            "--RemoteProcessProxy.response-address", "{response_address}",
+            "--RemoteProcessProxy.public-key", "{public_key}",
+            "--RemoteProcessProxy.port-range", "{port_range}",
+            "--ip", ip]
+    if default_mode is not None and default_mode is not RunMode.QUEUE:
+        argv += ["--default-mode", default_mode.value]
+    proxy: dict[str, object] = {"class_name": process_proxy}
+    if proxy_config:
+        proxy["config"] = proxy_config
+    return {
+        "argv": argv,
+        "display_name": display_name,
+        "language": "python",
+        "interrupt_mode": interrupt_mode,
+        "env": {},
+        "metadata": {"debugger": True, "process_proxy": proxy},
+    }
+
+
+def write_gateway_kernelspec(kernels_dir: Path, name: str, spec: dict[str, object]) -> Path:
+    """Write ``kernels_dir/name/kernel.json`` (and the logos); returns the spec's directory."""
+    spec_dir = kernels_dir / name
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2))
+    for logo in LOGO.glob("logo-*.png"):
+        (spec_dir / logo.name).write_bytes(logo.read_bytes())
+    return spec_dir
