@@ -36,6 +36,7 @@ from kernel._app.gateway import (
     LaunchError,
     encrypt_payload,
     parse_address,
+    parse_args,
     parse_port_range,
     parse_request,
 )
@@ -61,6 +62,19 @@ def test_address() -> None:
     for bad in ("10.0.0.5", "host:port", ":8877", "h:0"):
         with pytest.raises(LaunchError):
             parse_address(bad)
+
+
+def test_arguments_from_kernelspec_or_container_environment() -> None:
+    spec_style = parse_args(["--RemoteProcessProxy.kernel-id", "k1", "--RemoteProcessProxy.response-address",
+                             "10.0.0.1:8877", "--RemoteProcessProxy.public-key", "KEY",
+                             "--RemoteProcessProxy.port-range", "0..0",
+                             "--RemoteProcessProxy.spark-context-initialization-mode", "none"], {})
+    # EG's Kubernetes and Docker images pass the same values in the environment.
+    env_style = parse_args([], {"KERNEL_ID": "k1", "RESPONSE_ADDRESS": "10.0.0.1:8877", "PUBLIC_KEY": "KEY"})
+    assert spec_style == env_style
+    assert (env_style.kernel_id, env_style.response_address, env_style.port_range) == ("k1", ("10.0.0.1", 8877), (0, 0))
+    with pytest.raises(LaunchError, match="--public-key is required"):
+        parse_args(["--kernel-id", "k1", "--response-address", "10.0.0.1:8877"], {})
 
 
 def test_requests() -> None:

@@ -261,10 +261,12 @@ def serve_gateway_requests(sock: socket.socket, stop: threading.Event,
                            on_shutdown: Callable[[], None], poll: float = 0.1) -> None:
     """Answer EG on the comm port until ``stop`` is set or EG says shutdown (own thread).
 
-    A signal is raised in this process: SIGINT reaches the kernel's interrupt handler,
+    A signal goes to the main thread: SIGINT reaches the kernel's interrupt handler,
     SIGTERM its clean exit, 0 (EG's poll) does nothing: accepting the connection is the
     proof of life EG looks for.
     """
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
     sock.settimeout(poll)
     while not stop.is_set():
         try:
@@ -276,8 +278,12 @@ def serve_gateway_requests(sock: socket.socket, stop: threading.Event,
         if request is None:
             log.warning("ignored a malformed request on the gateway comm port")
             continue
+        log.debug("gateway request: %s", request)
         if request.signum:
-            os.kill(os.getpid(), request.signum)
+            # To the main thread, not the process: Linux may hand a process-directed signal
+            # sent from this thread to this thread, and the main thread, blocked in a
+            # cell's time.sleep, would never see it.
+            signal.pthread_kill(main_thread, request.signum)
         if request.shutdown:
             on_shutdown()
             return
