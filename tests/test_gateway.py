@@ -120,7 +120,7 @@ def test_launcher_reports_serves_and_obeys_the_gateway(how: str) -> None:
             assert conn_file.exists()
             kc = BlockingKernelClient()
             kc.load_connection_info(info)
-            kc.start_channels()
+            kc.start_channels(hb=False)  # without a manager, an early missed beat reads as death
             try:
                 kc.wait_for_ready(timeout=TIMEOUT)
                 _tell(info["comm_port"], {"signum": 0})  # EG's liveness poll: no effect

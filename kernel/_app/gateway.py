@@ -14,7 +14,8 @@ back (EG's "response address" protocol, launcher version 1):
    ciphers are EG's choice, not ours.
 3. EG connects to the kernel's ports. Afterwards it opens short TCP connections to the comm
    port with ``{"signum": N}`` (0 is EG's liveness poll; 2 interrupts when the kernelspec
-   says ``interrupt_mode: signal``; 15 ends the kernel) or ``{"shutdown": 1}``.
+   says ``interrupt_mode: signal``; 15 ends the kernel) or ``{"shutdown": 1}``. The
+   launcher carries out 2 as the kernel's own interrupt rather than as a signal.
 
 Unlike EG's own launcher (a second process relays signals), one process does it all: the
 sockets are bound before trio and IPython are imported, the connection info goes out,
@@ -261,10 +262,12 @@ def serve_gateway_requests(sock: socket.socket, stop: threading.Event,
                            on_shutdown: Callable[[], None], poll: float = 0.1) -> None:
     """Answer EG on the comm port until ``stop`` is set or EG says shutdown (own thread).
 
-    A signal goes to the main thread: SIGINT reaches the kernel's interrupt handler,
-    SIGTERM its clean exit, 0 (EG's poll) does nothing: accepting the connection is the
-    proof of life EG looks for.
+    SIGINT interrupts the running cells as an ``interrupt_request`` does; other signals go to
+    the main thread (SIGTERM: the kernel's clean exit); 0 (EG's poll) does nothing:
+    accepting the connection is the proof of life EG looks for.
     """
+    from .._control.sigint import interrupt_kernels  # trio: imported once the sockets are bound
+
     main_thread = threading.main_thread().ident
     assert main_thread is not None
     sock.settimeout(poll)
@@ -279,10 +282,14 @@ def serve_gateway_requests(sock: socket.socket, stop: threading.Event,
             log.warning("ignored a malformed request on the gateway comm port")
             continue
         log.debug("gateway request: %s", request)
-        if request.signum:
+        if request.signum == signal.SIGINT:
+            # The kernel's own interrupt (cancel, then escalate with retries), as for
+            # interrupt_request: a lone SIGINT raised from here was sometimes lost (1 in ~6
+            # runs of test_launcher_reports_serves_and_obeys_the_gateway).
+            interrupt_kernels()
+        elif request.signum:
             # To the main thread, not the process: Linux may hand a process-directed signal
-            # sent from this thread to this thread, and the main thread, blocked in a
-            # cell's time.sleep, would never see it.
+            # sent from this thread to this thread rather than to the one that handles it.
             signal.pthread_kill(main_thread, request.signum)
         if request.shutdown:
             on_shutdown()
