@@ -313,36 +313,10 @@ def _read_request(conn: socket.socket, timeout: float = 2.0) -> bytes:
 def main(argv: Sequence[str]) -> int:
     """``trio-kernel eg-launch ...`` or ``trio-kernel eg-kernelspec ...`` (``argv[0]``)."""
     if argv[0] == "eg-kernelspec":
-        return _write_kernelspec(argv[1:])
+        from .kernelspec import gateway_kernelspec_main
+
+        return gateway_kernelspec_main(argv[1:])
     return _launch(argv[1:])
-
-
-def _write_kernelspec(argv: Sequence[str]) -> int:
-    from .kernelspec import DISTRIBUTED_PROXY, gateway_spec_dict, write_gateway_kernelspec
-
-    parser = argparse.ArgumentParser(
-        prog="trio-kernel eg-kernelspec",
-        description="Write a kernelspec that Enterprise Gateway launches with `trio-kernel eg-launch`.",
-    )
-    parser.add_argument("kernels_dir", type=Path, help="a kernels directory EG reads, e.g. "
-                        "/usr/local/share/jupyter/kernels")
-    parser.add_argument("--name", default="trio_distributed")
-    parser.add_argument("--display-name", default="Python 3 (trio, distributed)")
-    parser.add_argument("--process-proxy", default=DISTRIBUTED_PROXY, metavar="CLASS")
-    parser.add_argument("--remote-hosts", help="comma-separated hosts (DistributedProcessProxy)")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter with trio-kernel on the kernel hosts (default: this one)")
-    parser.add_argument("--ip", default="0.0.0.0", help="address the kernel binds on its host")
-    parser.add_argument("--default-mode", choices=[m.value for m in RunMode])
-    parser.add_argument("--interrupt-mode", choices=["message", "signal"], default="message")
-    ns = parser.parse_args(list(argv))
-    spec = gateway_spec_dict(
-        ns.display_name, python=ns.python, process_proxy=ns.process_proxy,
-        proxy_config={"remote_hosts": ns.remote_hosts} if ns.remote_hosts else None, ip=ns.ip,
-        default_mode=RunMode(ns.default_mode) if ns.default_mode else None, interrupt_mode=ns.interrupt_mode,
-    )
-    print(f"wrote {write_gateway_kernelspec(ns.kernels_dir, ns.name, spec)}")
-    return 0
 
 
 def _launch(argv: Sequence[str]) -> int:

@@ -1,10 +1,13 @@
-"""Install, uninstall and list the ``trio`` kernelspec with jupyter_client's machinery."""
+"""Install, uninstall and list the ``trio`` kernelspec with jupyter_client's machinery, and
+write kernelspecs for Jupyter Enterprise Gateway (``trio-kernel eg-kernelspec``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
@@ -101,3 +104,30 @@ def write_gateway_kernelspec(kernels_dir: Path, name: str, spec: dict[str, objec
     for logo in LOGO.glob("logo-*.png"):
         (spec_dir / logo.name).write_bytes(logo.read_bytes())
     return spec_dir
+
+
+def gateway_kernelspec_main(argv: Sequence[str]) -> int:
+    """``trio-kernel eg-kernelspec DIR ...``: write a kernelspec for Enterprise Gateway."""
+    parser = argparse.ArgumentParser(
+        prog="trio-kernel eg-kernelspec",
+        description="Write a kernelspec that Enterprise Gateway launches with `trio-kernel eg-launch`.",
+    )
+    parser.add_argument("kernels_dir", type=Path, help="a kernels directory EG reads, e.g. "
+                        "/usr/local/share/jupyter/kernels")
+    parser.add_argument("--name", default="trio_distributed")
+    parser.add_argument("--display-name", default="Python 3 (trio, distributed)")
+    parser.add_argument("--process-proxy", default=DISTRIBUTED_PROXY, metavar="CLASS")
+    parser.add_argument("--remote-hosts", help="comma-separated hosts (DistributedProcessProxy)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter with trio-kernel on the kernel hosts (default: this one)")
+    parser.add_argument("--ip", default="0.0.0.0", help="address the kernel binds on its host")
+    parser.add_argument("--default-mode", choices=[m.value for m in RunMode])
+    parser.add_argument("--interrupt-mode", choices=["message", "signal"], default="message")
+    ns = parser.parse_args(list(argv))
+    spec = gateway_spec_dict(
+        ns.display_name, python=ns.python, process_proxy=ns.process_proxy,
+        proxy_config={"remote_hosts": ns.remote_hosts} if ns.remote_hosts else None, ip=ns.ip,
+        default_mode=RunMode(ns.default_mode) if ns.default_mode else None, interrupt_mode=ns.interrupt_mode,
+    )
+    print(f"wrote {write_gateway_kernelspec(ns.kernels_dir, ns.name, spec)}")
+    return 0
