@@ -45,6 +45,8 @@ from tests.harness import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT_RANGE = (40000, 41999)
+INTERRUPT_MODES = {"trio_eg": "message", "trio_eg_signal": "signal"}
+"""The EG kernelspecs the gateway fixture writes, by name."""
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -177,9 +179,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("no Enterprise Gateway venv (make eg builds .venv-eg)")
     tmp = tmp_path_factory.mktemp("eg")
     kernels = tmp / "share" / "jupyter" / "kernels"
-    subprocess.run([sys.executable, "-m", "kernel", "eg-kernelspec", str(kernels), "--name", "trio_eg",
-                    "--python", sys.executable, "--ip", "127.0.0.1", "--remote-hosts", "127.0.0.1"],
-                   check=True, capture_output=True, timeout=TIMEOUT)
+    for name, interrupt_mode in INTERRUPT_MODES.items():
+        subprocess.run([sys.executable, "-m", "kernel", "eg-kernelspec", str(kernels), "--name", name,
+                        "--python", sys.executable, "--ip", "127.0.0.1", "--remote-hosts", "127.0.0.1",
+                        "--interrupt-mode", interrupt_mode], check=True, capture_output=True, timeout=TIMEOUT)
     port, response_port = _free_port(), _free_port()
     env = {**os.environ, "JUPYTER_PATH": str(tmp / "share" / "jupyter"),
            "JUPYTER_DATA_DIR": str(tmp / "data"), "JUPYTER_CONFIG_DIR": str(tmp / "config"),
@@ -210,18 +213,22 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert not list(Path(os.environ["JUPYTER_RUNTIME_DIR"]).glob("kernel-*.json"))
 
 
-def test_gateway_kernel_lifecycle(gateway: str) -> None:
-    """Create through REST, execute over the websocket, interrupt, restart, shut down."""
-    asyncio.run(_lifecycle(gateway))
+@pytest.mark.parametrize("spec", list(INTERRUPT_MODES))
+def test_gateway_kernel_lifecycle(gateway: str, spec: str) -> None:
+    """Create through REST, execute over the websocket, interrupt, restart, shut down.
+
+    With ``interrupt_mode: message`` EG sends ``interrupt_request`` on control; with
+    ``signal`` it sends ``{"signum": 2}`` to the launcher's comm port."""
+    asyncio.run(_lifecycle(gateway, spec))
 
 
-async def _lifecycle(url: str) -> None:
+async def _lifecycle(url: str, spec: str) -> None:
     from tornado.httpclient import AsyncHTTPClient
 
     http = AsyncHTTPClient()
     # EG refuses kernels for user root; KERNEL_USERNAME names the user the kernel is for.
     created = await http.fetch(f"{url}/api/kernels", method="POST", request_timeout=60,
-                               body=json.dumps({"name": "trio_eg", "env": {"KERNEL_USERNAME": "tester"}}))
+                               body=json.dumps({"name": spec, "env": {"KERNEL_USERNAME": "tester"}}))
     kernel_id = json.loads(created.body)["id"]
     async with _Channels(url, kernel_id) as ws:
         reply, out = await ws.execute("import os, trio\nawait trio.sleep(0.01)\nx = 42\nprint(os.getpid())")
