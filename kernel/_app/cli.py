@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import __version__
 from .._core.enums import RunMode
 
 SUBCOMMANDS = ("install", "uninstall", "list", "routes", "run")
+GATEWAY_COMMANDS = ("eg-launch", "eg-kernelspec")  # parsed in ``gateway``
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list the kernelspecs Jupyter can see")
     sub.add_parser("routes", help="print the run-mode table")
+    sub.add_parser("eg-launch", help="launch a kernel for Jupyter Enterprise Gateway (see eg-launch -h)")
+    sub.add_parser("eg-kernelspec", help="write a kernelspec for Enterprise Gateway (see eg-kernelspec -h)")
     return parser
 
 
@@ -64,6 +68,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in GATEWAY_COMMANDS:
+        from .._app.gateway import main as gateway_main
+
+        return gateway_main(args_list)
     if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "run")
     parser = build_parser()
@@ -123,12 +131,24 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     except ConnectionFileError as exc:
         print(f"trio-kernel: {exc}", file=sys.stderr)
         return 2
+    history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
+    return run_kernel(bound, RunMode(args.default_mode), history, extra)
+
+
+def run_kernel(bound: Any, default_mode: RunMode, history: str | None, extra: list[str],
+               beside: Callable[..., Awaitable[object]] | None = None) -> int:
+    """Run the kernel on sockets already bound until it is shut down; the exit code.
+
+    Shared by ``trio-kernel -f`` and the Enterprise Gateway launcher: IPython options from
+    ``extra``, the exit watch (parent death, SIGTERM), our SIGINT handler. ``beside`` is
+    started next to the kernel as ``beside(cancel_scope, task_status=...)`` and may end it by
+    cancelling that scope; when the kernel ends, it is cancelled.
+    """
     from .._app import ipyconfig  # after binding: it imports traitlets
 
     ipython = ipyconfig.with_profile_files(ipyconfig.parse(extra))
     ipyconfig.warn_about(ipython)
     ipyconfig.notebook_environment()
-    history = ":memory:" if args.no_history or os.environ.get("TRIO_KERNEL_NO_HISTORY") == "1" else None
     # Draw figures inline by default, as notebook users expect; only the standalone kernel
     # does this, an embedding application keeps its own backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -145,7 +165,7 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     _sigint.install()
     watch.start()
     try:
-        trio.run(_serve, bound, RunMode(args.default_mode), history, watch, ipython)
+        trio.run(_serve, bound, default_mode, history, watch, ipython, beside)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -153,19 +173,24 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: Any, ipython: Any) -> None:
+async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: Any, ipython: Any,
+                 beside: Callable[..., Awaitable[object]] | None) -> None:
     import trio
 
     from .._app.kernel import kernel_on
     from .._app.logs import to_process_stderr
 
-    async with kernel_on(bound, default_mode=default_mode, history_file=history, ipython=ipython) as kernel:
-        if bound.owns_file:
-            to_process_stderr(f"To connect another client to this kernel, use:\n"
-                              f"    jupyter console --existing {kernel.connection_file}")
-        token = trio.lowlevel.current_trio_token()
-        watch.serving(lambda: kernel.stop_threadsafe(token))  # called from the watch thread
-        try:
-            await kernel.wait_for_shutdown()
-        finally:
-            watch.serving(None)
+    async with trio.open_nursery() as nursery:
+        if beside is not None:
+            await nursery.start(beside, nursery.cancel_scope)
+        async with kernel_on(bound, default_mode=default_mode, history_file=history, ipython=ipython) as kernel:
+            if bound.owns_file:
+                to_process_stderr(f"To connect another client to this kernel, use:\n"
+                                  f"    jupyter console --existing {kernel.connection_file}")
+            token = trio.lowlevel.current_trio_token()
+            watch.serving(lambda: kernel.stop_threadsafe(token))  # called from the watch thread
+            try:
+                await kernel.wait_for_shutdown()
+            finally:
+                watch.serving(None)
+        nursery.cancel_scope.cancel()

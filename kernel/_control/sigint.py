@@ -64,12 +64,19 @@ def escalate(thread_id: int) -> None:
     signal.pthread_kill(thread_id, signal.SIGINT)
 
 
+def interrupt_kernels() -> None:
+    """What an external SIGINT does, without the signal: every registered kernel stops its
+    running cells (cancel, then escalation). Any thread; the Enterprise Gateway launcher
+    uses it for EG's interrupt request, whose signal could land before the cell blocks."""
+    for callback in list(_listeners):
+        callback()
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     # Python runs the handler once for signals that arrived together, so one call takes
     # every pending escalation (a counter would be left over and swallow a later Ctrl-C).
     if not _state["escalating"]:
-        for callback in list(_listeners):
-            callback()
+        interrupt_kernels()
         return
     _state["escalating"] = False
     if threading.current_thread() is not threading.main_thread() or trio.lowlevel.currently_ki_protected():

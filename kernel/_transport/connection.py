@@ -21,6 +21,7 @@ import attrs
 import zmq
 
 from .._core.enums import Channel
+from .curve import CurveKeyError, CurveKeys, keys_from, serve_encrypted
 
 log = logging.getLogger("kernel.connection")
 
@@ -40,6 +41,7 @@ class ConnectionInfo:
     signature_scheme: str
     ports: dict[str, int]
     kernel_name: str = ""
+    curve: CurveKeys | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class ConnectionInfo:
             "signature_scheme": self.signature_scheme,
             "kernel_name": self.kernel_name,
             **self.ports,
+            **(self.curve.as_dict() if self.curve else {}),
         }
 
 
@@ -83,6 +86,10 @@ def read_connection_file(path: Path) -> ConnectionInfo:
         ports[name] = value
     if not key:
         log.warning("connection file %s has an empty key: messages will not be signed", path)
+    try:
+        curve_keys = keys_from(raw)
+    except CurveKeyError as exc:
+        raise ConnectionFileError(f"{exc} in {path}") from None
     return ConnectionInfo(
         transport=transport,
         ip=str(raw.get("ip", "127.0.0.1")),
@@ -90,6 +97,7 @@ def read_connection_file(path: Path) -> ConnectionInfo:
         signature_scheme=scheme,
         ports=ports,
         kernel_name=str(raw.get("kernel_name", "")),
+        curve=curve_keys,
     )
 
 
@@ -250,11 +258,13 @@ def _bind_all(context: zmq.Context, info: ConnectionInfo,
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.setsockopt(zmq.SNDHWM, IOPUB_HWM)
+        serve_encrypted(sock, info.curve)
         ports[PORT_OF[channel]] = bind(sock, info, PORT_OF[channel])
         sockets[channel] = sock
     heartbeat = context.socket(zmq.ROUTER)  # echoed by a zmq proxy (see ``heartbeat``)
     heartbeat.setsockopt(zmq.LINGER, 0)
+    serve_encrypted(heartbeat, info.curve)
     ports["hb_port"] = bind(heartbeat, info, "hb_port")
-    info = ConnectionInfo(info.transport, info.ip, info.key, info.signature_scheme, ports, info.kernel_name)
+    info = attrs.evolve(info, ports=ports)
     path = write_connection_file(info) if connection_file is None else Path(connection_file)
     return BoundSockets(context, sockets, heartbeat, info, path, owns_file=connection_file is None)
