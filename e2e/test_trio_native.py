@@ -1,6 +1,7 @@
 """Trio-native notebooks in JupyterLab: what a person sees of background tasks and asyncio.
 
-Same set-up as ``test_jupyterlab.py`` (its fixtures and helpers); a notebook of its own.
+Same set-up as ``test_jupyterlab.py`` (``conftest`` fixtures, ``ui`` helpers); a notebook and
+workspace of its own.
 The trio kernel only (``background`` is ours): skipped for ``TRIO_KERNEL_NAME=python3``.
 """
 
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_jupyterlab import OUTPUT_TIMEOUT_MS, PAGE_TIMEOUT_MS, expect, wait_kernel_idle
+from ui import OUTPUT_TIMEOUT_MS, PAGE_TIMEOUT_MS, expect, lab_path
+from ui import wait_lab_kernel_idle as wait_kernel_idle
 
 if TYPE_CHECKING:
-    from conftest import Lab
+    from conftest import Server
     from playwright.sync_api import BrowserContext, Locator, Page
 
 NOTEBOOK = "trio_native_e2e.ipynb"
@@ -73,7 +75,7 @@ def wait_until_cells_run(page: Page) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_name: str) -> Iterator[Page]:
+def page(lab: Server, browser: BrowserContext, kernel_name: str, kernel_display_name: str) -> Iterator[Page]:
     if kernel_name != "trio":
         pytest.skip("background tasks are the trio kernel's")
     cells = [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
@@ -84,7 +86,7 @@ def page(lab: Lab, browser: BrowserContext, kernel_name: str, kernel_display_nam
     tab = browser.new_page()
     tab.set_default_timeout(PAGE_TIMEOUT_MS)
     try:
-        tab.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+        tab.goto(lab.url(lab_path("trio-native", NOTEBOOK)))
         expect(cell(tab, MIXED)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         wait_kernel_idle(tab, kernel_display_name)
         wait_until_cells_run(tab)
