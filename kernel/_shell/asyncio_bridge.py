@@ -35,6 +35,8 @@ from typing import Any
 import outcome
 import trio
 
+from .._transport.loops import KernelNursery
+
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
 _MENTIONS_ASYNCIO = re.compile(r"asyncio|\baio")
 """A cell's text that opens the asyncio loop before the cell runs (asyncio, aiohttp...)."""
@@ -101,32 +103,20 @@ def _forward(trap: Any) -> Generator[Any, Any, Any]:
     return (yield trap)
 
 
-class AsyncioBridge:
+class AsyncioBridge(KernelNursery):
     """The kernel's asyncio loop (trio-asyncio) and the cell coroutine driver.
 
     ``run`` is started in the kernel's nursery and owns the nursery the loop lives in.
     """
 
     def __init__(self) -> None:
-        self._nursery: trio.Nursery | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
+        super().__init__()
         self.loop: Any = None
         self._opening: trio.Event | None = None
         # An application that embeds the kernel has usually imported asyncio already; that
         # alone must not open a loop: importing trio-asyncio changes asyncio for the whole
         # process (its loop policy hands out trio-asyncio loops outside trio too).
         self._asyncio_preloaded = "asyncio" in sys.modules
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery of the asyncio loop until the kernel shuts down."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._token = trio.lowlevel.current_trio_token()
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
 
     @contextlib.asynccontextmanager
     async def cell_scope(self, source: str) -> AsyncIterator[None]:

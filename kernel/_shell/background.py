@@ -31,6 +31,7 @@ from .._core.wire import Outgoing
 from .._shell.asyncio_bridge import user_traceback
 from .._shell.cell import Cell, current_cell
 from .._shell.shell import is_cancellation
+from .._transport.loops import KernelNursery
 
 if TYPE_CHECKING:
     from .._shell.shell import TrioShell
@@ -77,7 +78,7 @@ class _StartedFlag:
         self._inner.started(value)
 
 
-class BackgroundTasks:
+class BackgroundTasks(KernelNursery):
     """The ``background`` object of the user namespace (one per kernel).
 
     ``run`` (started in the kernel's nursery) owns the nursery the tasks live in; the
@@ -89,24 +90,12 @@ class BackgroundTasks:
                  drive: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None) -> None:
         self._shell = shell
         self._drive = drive
-        self._nursery: trio.Nursery | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
+        super().__init__()
         self._ids = itertools.count(1)
         self._tasks: dict[int, BackgroundTask] = {}
         self._finished: collections.deque[int] = collections.deque()
         self._all_done = trio.Event()
         self._all_done.set()
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the tasks' nursery until cancelled (kernel shutdown, after ``aclose``)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._token = trio.lowlevel.current_trio_token()
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
 
     def install(self, shell: TrioShell) -> None:
         """Put ``background`` in the user namespace (unless the application's namespace

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from typing import Any
 
 import comm
@@ -22,6 +21,7 @@ import comm.base_comm
 
 from .._core.wire import Message, Outgoing
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.patch import SharedPatch
 from .._transport.iopub import IOPubOutbox
 
 log = logging.getLogger("kernel.comms")
@@ -89,8 +89,6 @@ class CommManager(comm.base_comm.CommManager):
 _active: contextvars.ContextVar[CommManager | None] = contextvars.ContextVar(
     "trio_kernel_comm_manager", default=None
 )
-_lock = threading.Lock()
-_users = 0
 _originals: dict[str, Any] = {}
 
 
@@ -99,25 +97,20 @@ def activate(manager: CommManager) -> None:
     _active.set(manager)
 
 
-def install() -> None:
-    """Point the ``comm`` package at this module (one reference per open kernel)."""
-    global _users
-    with _lock:
-        if _users == 0:
-            _originals.update(create_comm=comm.create_comm, get_comm_manager=comm.get_comm_manager)
-            comm.create_comm = _create_comm
-            comm.get_comm_manager = active_manager
-        _users += 1
+def _point_comm_here() -> None:
+    """Point the ``comm`` package at this module."""
+    _originals.update(create_comm=comm.create_comm, get_comm_manager=comm.get_comm_manager)
+    comm.create_comm = _create_comm
+    comm.get_comm_manager = active_manager
 
 
-def uninstall() -> None:
-    """Drop one reference; the last one gives ``comm`` its own functions back."""
-    global _users
-    with _lock:
-        _users -= 1
-        if _users == 0:
-            comm.create_comm = _originals.pop("create_comm")
-            comm.get_comm_manager = _originals.pop("get_comm_manager")
+def _give_comm_back() -> None:
+    comm.create_comm = _originals.pop("create_comm")
+    comm.get_comm_manager = _originals.pop("get_comm_manager")
+
+
+_patch = SharedPatch(_point_comm_here, _give_comm_back)
+install, uninstall = _patch.install, _patch.uninstall
 
 
 def active_manager() -> CommManager:

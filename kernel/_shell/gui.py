@@ -25,6 +25,8 @@ from typing import Any
 
 import trio
 
+from .._transport.loops import KernelNursery
+
 log = logging.getLogger("kernel.gui")
 
 INTERVAL = 0.01
@@ -82,26 +84,14 @@ PUMPS: dict[str, Callable[[], Callable[[], None]]] = {
 }
 
 
-class GuiLoops:
+class GuiLoops(KernelNursery):
     """The GUI integration of one kernel: at most one toolkit pumped at a time."""
 
     def __init__(self, interval: float = INTERVAL) -> None:
         self.interval = interval
         self.active: str | None = None
-        self._nursery: trio.Nursery | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
+        super().__init__()
         self._pump_scope: trio.CancelScope | None = None
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery the pump runs in, until the kernel shuts down."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._token = trio.lowlevel.current_trio_token()
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
 
     def enable(self, gui: str | None) -> None:
         """Switch to ``gui`` (``qt``, ``tk``...) or, for None / ``inline``, turn the GUI off.

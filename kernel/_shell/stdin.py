@@ -23,6 +23,7 @@ import attrs
 
 from .._core.wire import Message, Outgoing
 from .._shell.cell import Cell, cell_for_output
+from .._shell.patch import SharedPatch
 
 log = logging.getLogger("kernel.stdin")
 
@@ -86,30 +87,23 @@ class StdinBroker:
 
 
 _originals: dict[str, Any] = {}
-_install_lock = threading.Lock()
-_users = 0
 
 
-def install() -> None:
-    """Replace ``input`` and ``getpass.getpass`` (one reference per open kernel)."""
-    global _users
-    with _install_lock:
-        if _users == 0:
-            _originals["input"] = builtins.input
-            _originals["getpass"] = getpass.getpass
-            builtins.input = _input
-            getpass.getpass = _getpass
-        _users += 1
+def _replace() -> None:
+    """Replace ``input`` and ``getpass.getpass`` by functions that ask the current cell."""
+    _originals["input"] = builtins.input
+    _originals["getpass"] = getpass.getpass
+    builtins.input = _input
+    getpass.getpass = _getpass
 
 
-def uninstall() -> None:
-    """Drop one reference; the last one puts the originals back."""
-    global _users
-    with _install_lock:
-        _users -= 1
-        if _users == 0:
-            builtins.input = _originals.pop("input")
-            getpass.getpass = _originals.pop("getpass")
+def _restore() -> None:
+    builtins.input = _originals.pop("input")
+    getpass.getpass = _originals.pop("getpass")
+
+
+_patch = SharedPatch(_replace, _restore)
+install, uninstall = _patch.install, _patch.uninstall
 
 
 def _ask(prompt: str, password: bool, original: str, *args: Any) -> str:

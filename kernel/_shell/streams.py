@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import io
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
 
 from .._shell.cell import cell_for_output
+from .._shell.patch import SharedPatch
 
 
 class CellStream(io.TextIOBase):
@@ -77,27 +77,20 @@ one: the code did something else in between (ran a subprocess, called C code), w
 may have written to the fds. A tight print loop does not pay for a check per write."""
 
 
-_lock = threading.Lock()
-_users = 0
-_saved: tuple[TextIO, TextIO] | None = None
+_saved: list[TextIO] = []
 
 
-def install() -> None:
-    """Route ``sys.stdout``/``sys.stderr`` through cell streams (reference-counted)."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = (sys.stdout, sys.stderr)
-            sys.stdout = CellStream("stdout", sys.stdout)
-            sys.stderr = CellStream("stderr", sys.stderr)
-        _users += 1
+def _route() -> None:
+    """Route ``sys.stdout``/``sys.stderr`` through cell streams."""
+    _saved[:] = [sys.stdout, sys.stderr]
+    sys.stdout = CellStream("stdout", sys.stdout)
+    sys.stderr = CellStream("stderr", sys.stderr)
 
 
-def uninstall() -> None:
-    """Undo one ``install``; the last one puts the original streams back."""
-    global _users, _saved
-    with _lock:
-        _users -= 1
-        if _users == 0 and _saved is not None:
-            sys.stdout, sys.stderr = _saved
-            _saved = None
+def _restore() -> None:
+    sys.stdout, sys.stderr = _saved
+    _saved.clear()
+
+
+_patch = SharedPatch(_route, _restore)
+install, uninstall = _patch.install, _patch.uninstall

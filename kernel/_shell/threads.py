@@ -14,10 +14,9 @@ import threading
 from typing import Any
 
 from .._shell.cell import current_cell
+from .._shell.patch import SharedPatch
 
 _original_start = threading.Thread.start
-_lock = threading.Lock()
-_users = 0
 
 
 def _start(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
@@ -27,19 +26,13 @@ def _start(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
     _original_start(self, *args, **kwargs)
 
 
-def install() -> None:
-    """Wrap ``Thread.start`` (one reference per open kernel)."""
-    global _users
-    with _lock:
-        if _users == 0:
-            threading.Thread.start = _start  # type: ignore[method-assign]  # process-wide by nature
-        _users += 1
+def _wrap() -> None:
+    threading.Thread.start = _start  # type: ignore[method-assign]  # process-wide by nature
 
 
-def uninstall() -> None:
-    """Drop one reference; the last one restores ``Thread.start``."""
-    global _users
-    with _lock:
-        _users -= 1
-        if _users == 0:
-            threading.Thread.start = _original_start  # type: ignore[method-assign]
+def _unwrap() -> None:
+    threading.Thread.start = _original_start  # type: ignore[method-assign]
+
+
+_patch = SharedPatch(_wrap, _unwrap)
+install, uninstall = _patch.install, _patch.uninstall

@@ -9,6 +9,8 @@ each has one helper here:
 - a call into another loop goes through ``call_soon``, which reports an exception raised
   by the callback (a raw ``TrioToken.run_sync_soon`` callback that raises crashes the
   target loop) and says when that loop has finished;
+- a kernel-wide service that starts tasks later (background tasks, the asyncio loop, the
+  GUI pump) owns a nursery for the kernel's life: ``KernelNursery``;
 - a producer that must not outrun its consumer waits for ``Room`` (a counter bounded in
   items and bytes, waited for on one loop and released from any thread), so that a client's
   burst turns into zmq back-pressure rather than the kernel's memory.
@@ -112,3 +114,26 @@ class Room:
         """(items, bytes) currently held."""
         with self._lock:
             return self._items, self._bytes
+
+
+class KernelNursery:
+    """A nursery owned for the kernel's whole life, for tasks started later.
+
+    ``run`` is started in the kernel's nursery and holds this one open until the kernel
+    shuts down; ``_nursery`` is None before and after, ``_token`` names its loop.
+    """
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery until cancelled (kernel shutdown)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._token = trio.lowlevel.current_trio_token()
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
