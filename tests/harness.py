@@ -148,7 +148,7 @@ def stdout_of(outputs: list[dict[str, Any]]) -> str:
 @contextmanager
 def running_kernel(kernel_name: str = KERNEL_NAME, env_extra: dict[str, str] | None = None,
                    extra_arguments: list[str] | None = None, env_drop: tuple[str, ...] = (),
-                   stderr: Any = None, **km_kwargs: Any) -> Iterator[Frontend]:
+                   stderr: Any = None, cwd: str | None = None, **km_kwargs: Any) -> Iterator[Frontend]:
     """Start a kernel, yield a frontend, and make sure the process is gone afterwards.
 
     ``extra_arguments`` are appended to the kernelspec's command line, as nbclient and
@@ -164,6 +164,8 @@ def running_kernel(kernel_name: str = KERNEL_NAME, env_extra: dict[str, str] | N
         start_kwargs["extra_arguments"] = list(extra_arguments)
     if stderr is not None:
         start_kwargs["stderr"] = stderr
+    if cwd is not None:
+        start_kwargs["cwd"] = cwd
     km.start_kernel(**start_kwargs)
     kc = km.client()
     kc.start_channels()

@@ -50,7 +50,7 @@ def test_install_list_uninstall_in_a_prefix(tmp_path: Path) -> None:
     assert str(spec_dir) in result.stdout
     spec = json.loads((spec_dir / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable and Path(spec["argv"][0]).is_absolute()
-    assert spec["argv"][1:3] == ["-m", "kernel"] and "{connection_file}" in spec["argv"]
+    assert spec["argv"][1:4] == ["-P", "-m", "kernel"] and "{connection_file}" in spec["argv"]
     assert spec["argv"][spec["argv"].index("--default-mode") + 1] == "task"
     assert spec["env"] == {"FOO": "bar"} and spec["display_name"] == "T"
     assert spec["language"] == "python" and spec["interrupt_mode"] == "message"
@@ -87,3 +87,17 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("trio-kernel: cannot bind")
     assert "Traceback" not in result.stderr
+
+
+def test_a_folder_named_kernel_beside_the_notebook_does_not_shadow_the_kernel(tmp_path: Path) -> None:
+    """A notebook's directory with its own ``kernel`` package and a local module: the kernel
+    starts (the kernelspec's ``-P``), and cells import the local module as under ipykernel."""
+    from tests.harness import running_kernel, stdout_of
+
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel" / "__init__.py").write_text("raise ImportError('the notebook folder shadowed trio-kernel')\n")
+    (tmp_path / "helpers_beside_notebook.py").write_text("VALUE = 42\n")
+    with running_kernel(cwd=str(tmp_path)) as frontend:
+        reply, outputs = frontend.execute("import helpers_beside_notebook\nprint(helpers_beside_notebook.VALUE)")
+    assert reply["content"]["status"] == "ok", outputs
+    assert stdout_of(outputs) == "42\n"

@@ -27,9 +27,9 @@ def spec_dict(display_name: str, env: dict[str, str], default_mode: RunMode | No
     ``supported_encryption`` tells jupyter_client (``transport_encryption = "auto"``) that it
     may provision CurveZMQ keys for this kernel; listed only when this libzmq has Curve.
     """
-    argv = [sys.executable, "-m", "kernel", "-f", "{connection_file}"]
+    argv = [sys.executable, "-P", "-m", "kernel", "-f", "{connection_file}"]  # -P: see __main__
     if default_mode is not None and default_mode is not RunMode.QUEUE:
-        argv[3:3] = ["--default-mode", default_mode.value]
+        argv[4:4] = ["--default-mode", default_mode.value]
     return {
         "argv": argv,
         "display_name": display_name,
@@ -75,7 +75,7 @@ def gateway_spec_dict(display_name: str, *, python: str, process_proxy: str = DI
                       default_mode: RunMode | None = None, interrupt_mode: str = "message") -> dict[str, object]:
     """kernel.json for Jupyter Enterprise Gateway: EG fills in the ``{...}`` fields and runs
     ``trio-kernel eg-launch`` with ``python`` (the interpreter on the kernel's host)."""
-    argv = [python, "-m", "kernel", "eg-launch",
+    argv = [python, "-P", "-m", "kernel", "eg-launch",
             "--RemoteProcessProxy.kernel-id", "{kernel_id}",
             "--RemoteProcessProxy.response-address", "{response_address}",
             "--RemoteProcessProxy.public-key", "{public_key}",
