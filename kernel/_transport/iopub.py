@@ -39,6 +39,10 @@ def _utf8_bound(text: str) -> int:
     return len(text) if text.isascii() else 4 * len(text)
 
 
+_ALWAYS_FITS = MAX_MESSAGE_BYTES // 4
+"""Text of at most this many characters is within the limit whatever it holds."""
+
+
 def _chars_within_limit(text: str) -> int:
     return MAX_MESSAGE_BYTES if text.isascii() else MAX_MESSAGE_BYTES // 4
 
@@ -82,14 +86,17 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         Text is cut into pieces so that no stream message exceeds ``MAX_MESSAGE_BYTES``
         of UTF-8 (a single 100 MB line becomes many messages).
         """
-        if not text:
+        length = len(text)
+        if length <= _ALWAYS_FITS:  # the hot path (a print): no cutting, no extra calls
+            if length:
+                self._write_piece(parent, name, text, length if text.isascii() else 4 * length)
             return
         limit = _chars_within_limit(text)
-        for start in range(0, len(text), limit):
-            self._write_piece(parent, name, text[start:start + limit])
+        for start in range(0, length, limit):
+            piece = text[start:start + limit]
+            self._write_piece(parent, name, piece, _utf8_bound(piece))
 
-    def _write_piece(self, parent: dict[str, Any], name: str, text: str) -> None:
-        size = _utf8_bound(text)
+    def _write_piece(self, parent: dict[str, Any], name: str, text: str, size: int) -> None:
         now = time.monotonic()
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
