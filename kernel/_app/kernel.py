@@ -45,7 +45,6 @@ package) are reference-counted: each open kernel holds one, and closing undoes i
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -110,8 +109,7 @@ class Kernel:
         io = self._io
         if io is not None:
             io.run_cells_stop(None, "shutdown", lambda: None)
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(self._request_shutdown, False)
+        call_soon(token, self._request_shutdown, False)
 
     async def _stop_cells(self, grace: float = 3.0) -> None:
         """Interrupt every running cell (thread cells too) before the nursery is cancelled."""

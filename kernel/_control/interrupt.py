@@ -23,7 +23,6 @@ sees the exception once it returns to Python. A cell's loop that cannot be reach
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import threading
@@ -33,6 +32,7 @@ import attrs
 import trio
 
 from .._control import sigint as _sigint
+from .._transport.loops import call_soon
 
 log = logging.getLogger("kernel.interrupt")
 
@@ -151,8 +151,7 @@ class Interrupter:
         io_token = self.io_token
 
         def answer(event: trio.Event) -> None:
-            with contextlib.suppress(Exception):  # the I/O loop is gone: nobody waits
-                io_token.run_sync_soon(event.set)
+            call_soon(io_token, event.set)  # False when the I/O loop is gone: nobody waits
 
         def cancel_on_cell_loop(event: trio.Event) -> None:
             """On the cell's loop; never raises (that would crash the loop)."""

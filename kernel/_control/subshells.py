@@ -22,7 +22,7 @@ import trio
 
 from .._control.interrupt import Interrupter, RunningCell
 from .._shell.runner import ShellRunner
-from .._transport.loops import own_thread
+from .._transport.loops import call_soon, own_thread
 
 log = logging.getLogger("kernel.subshells")
 
@@ -75,7 +75,7 @@ class Subshells:
             settled.set()
 
         await self._nursery.start(self._own, subshell_id, runner,
-                                  lambda: token.run_sync_soon(on_ready), settled)
+                                  lambda: call_soon(token, on_ready), settled)
         with trio.move_on_after(START_TIMEOUT):
             await settled.wait()
         if not ready.is_set():

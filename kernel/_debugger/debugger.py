@@ -56,6 +56,7 @@ from .._debugger.gate import RESUME_REQUESTS, ResumeGate, reads_frames
 from .._debugger.start import listen, mark_kernel_threads
 from .._debugger.stops import StopTracker
 from .._shell.shell import TrioShell
+from .._transport.loops import call_soon
 
 log = logging.getLogger("kernel.debugger")
 
@@ -269,8 +270,7 @@ class Debugger:
             try:
                 await self._shut()
             finally:
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(done.set)
+                call_soon(token, done.set)
 
         self._spawn(on_io)
         with trio.move_on_after(CLOSE_TIMEOUT + 1):
