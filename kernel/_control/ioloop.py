@@ -7,11 +7,13 @@ nursery tree in ``_app.kernel``). For each request it looks up the dispatch tabl
 for an execute request the cell's options (``_core.cellmode``, pure) are parsed here too,
 and the resulting ``Request`` travels to its shell's runner, which needs nothing else.
 
-Shell and control each have their own lane: reader → small inbox → ``_dispatch`` (the
-table's "where") → small feed → ``_feed`` (waits for room in the target shell's inbox,
-then hands the request over). When a shell is full its lane stops, its socket is no longer
-read, and zmq's high-water mark pushes back on the client; the control lane, and with it
-interrupt and shutdown, keeps going.
+Shell and control each have their own lane (``_Lane``). A request that finds its lane
+empty is routed at once, in the socket task's own step: served on the I/O loop, or handed
+to its shell if that shell has room (this is the path of nearly every request, and it costs
+no task switch). Otherwise it waits in the lane, in arrival order, and the lane's task
+routes it once those before it have gone and its shell has room. When a lane holds
+``LANE_BUFFER`` requests its socket is no longer read, and zmq's high-water mark pushes back
+on the client; the control lane, and with it interrupt and shutdown, keeps going.
 
 Socket tasks decode and verify each message as it arrives and drop, with a log line, any
 that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
@@ -19,11 +21,11 @@ that is malformed or badly signed; the dispatcher sees only ``Message`` objects.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,7 @@ from .._core.wire import Message, Outgoing, WireError, WireSession, decode, enco
 from .._shell.stdin import StdinBroker
 from .._transport.iopub import IOPubOutbox
 from .._transport.loops import call_soon, own_thread
-from .._transport.sockets import Outbox, SocketTask
+from .._transport.sockets import LoopWaker, Outbox, SocketTask
 from .._transport.status import StatusTracker
 
 if TYPE_CHECKING:
@@ -59,7 +61,22 @@ LANE_BUFFER = 8
 
 Arrival = tuple[Message, int]
 """A decoded request and its size on the wire."""
-Lane = tuple[trio.MemorySendChannel[Arrival], trio.MemoryReceiveChannel[Arrival]]
+
+
+class _Lane:
+    """Requests of one channel that could not be routed the moment they arrived (I/O loop)."""
+
+    def __init__(self) -> None:
+        self.waiting: collections.deque[Arrival] = collections.deque()
+        self.arrived = trio.Event()
+        """Set when ``waiting`` gains a request; replaced by the lane's task once empty."""
+
+    def add(self, arrival: Arrival) -> None:
+        self.waiting.append(arrival)
+        self.arrived.set()
+
+    def has_room(self) -> bool:
+        return len(self.waiting) < LANE_BUFFER
 
 
 class IOLoop:
@@ -174,18 +191,16 @@ class IOLoop:
             self.token = trio.lowlevel.current_trio_token()
             if self._stop_requested:  # the kernel gave up while this thread was starting
                 self._stop_scope.cancel()
-        self.iopub = IOPubOutbox(self.token)
+        waker = LoopWaker(self.token)
+        self.iopub = IOPubOutbox(waker)
         self.status = StatusTracker(self.iopub)
         self.outboxes = {Channel.IOPUB: self.iopub}
         for channel in (Channel.SHELL, Channel.CONTROL, Channel.STDIN):
-            self.outboxes[channel] = Outbox(self.token, prepare=freeze)
+            self.outboxes[channel] = Outbox(waker, prepare=freeze)
         self.stdin = StdinBroker(self.outboxes[Channel.STDIN].put, self._header)
         self.interrupter = Interrupter()
         tasks = {channel: SocketTask(sock, channel.value) for channel, sock in self.sockets.items()}
-        lanes: dict[Channel, Lane] = {}
-        for channel in (Channel.SHELL, Channel.CONTROL):
-            lane_send, lane_receive = trio.open_memory_channel[Arrival](LANE_BUFFER)
-            lanes[channel] = (lane_send, lane_receive)
+        lanes = {channel: _Lane() for channel in (Channel.SHELL, Channel.CONTROL)}
         try:
             async with trio.open_nursery() as sockets_nursery:
                 for channel, task in tasks.items():
@@ -195,10 +210,8 @@ class IOLoop:
                 with self._stop_scope:
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
-                        for channel, (_, incoming) in lanes.items():
-                            feed_send, feed = trio.open_memory_channel[tuple[Message, int, Row]](0)
-                            nursery.start_soon(self._dispatch, incoming, tasks[channel], feed_send)
-                            nursery.start_soon(self._feed, feed)
+                        for channel, lane in lanes.items():
+                            nursery.start_soon(self._route_waiting, lane, tasks[channel])
                         self._on_ready(self)
                         await trio.sleep_forever()
                 sockets_nursery.cancel_scope.cancel()
@@ -220,9 +233,9 @@ class IOLoop:
         return encode(self.session, out)
 
     def _header(self, msg_type: str) -> dict[str, Any]:
-        return make_header(uuid.uuid4().hex, msg_type, self.session.session)
+        return make_header(self.session.new_msg_id(), msg_type, self.session.session)
 
-    def _receiver(self, channel: Channel, lanes: dict[Channel, Lane]
+    def _receiver(self, channel: Channel, lanes: dict[Channel, _Lane]
                   ) -> tuple[Callable[[list[bytes]], None], Callable[[], bool] | None]:
         """The socket task's callbacks: take one message, and may I take another."""
         if channel is Channel.IOPUB:
@@ -236,13 +249,15 @@ class IOLoop:
                 return
             if channel is Channel.STDIN:
                 self._on_stdin(msg)
-            else:
-                lanes[channel][0].send_nowait((msg, sum(len(f) for f in frames)))
+                return
+            lane = lanes[channel]
+            arrival = (msg, sum(len(f) for f in frames))
+            if lane.waiting or not self._route_now(*arrival):
+                lane.add(arrival)
 
         if channel is Channel.STDIN:
             return on_frames, None
-        send = lanes[channel][0]
-        return on_frames, lambda: send.statistics().current_buffer_used < LANE_BUFFER
+        return on_frames, lanes[channel].has_room
 
     def _on_stdin(self, msg: Message) -> None:
         if lookup(msg.msg_type, Channel.STDIN).handler is Handler.INPUT_REPLY:
@@ -258,37 +273,62 @@ class IOLoop:
             topic = first[1:].decode("utf-8", "replace")
             self.iopub.put(Outgoing("iopub_welcome", {"subscription": topic}, {}))
 
-    async def _dispatch(self, incoming: trio.MemoryReceiveChannel[Arrival], reader: SocketTask,
-                        feed: trio.MemorySendChannel[tuple[Message, int, Row]]) -> None:
-        """One lane: serve what the table sends to the I/O loop, pass the rest to ``_feed``."""
+    def _route_now(self, msg: Message, size: int) -> bool:
+        """Route a request if that needs no waiting (socket task); False: it must wait."""
+        row = lookup(msg.msg_type, msg.channel)
+        if row.where is not Where.SHELL:
+            self._serve_here(msg, row)
+            return True
+        if not self._attached.is_set():
+            return False
+        runner = self._runner_for(msg)
+        if runner is None:
+            self._unknown_subshell(msg, row)
+            return True
+        if not runner.room.try_acquire(size):
+            return False
+        self._hand_over(runner, msg, row, size)
+        return True
+
+    async def _route_waiting(self, lane: _Lane, reader: SocketTask) -> None:
+        """The lane's task: route waiting requests in arrival order, each once it can be."""
+        while True:
+            await lane.arrived.wait()
+            while lane.waiting:
+                msg, size = lane.waiting[0]
+                row = lookup(msg.msg_type, msg.channel)
+                if row.where is not Where.SHELL:
+                    self._serve_here(msg, row)
+                else:
+                    await self._attached.wait()
+                    runner = self._runner_for(msg)
+                    if runner is None:
+                        self._unknown_subshell(msg, row)
+                    else:
+                        await runner.room.acquire(size)
+                        self._hand_over(runner, msg, row, size)
+                lane.waiting.popleft()
+                reader.resume()  # room in the lane again: the socket task may read on
+            lane.arrived = trio.Event()
+
+    def _serve_here(self, msg: Message, row: Row) -> None:
+        """Start serving an I/O-loop request in its own task (the table's "where")."""
         assert self._nursery is not None
-        async for msg, size in incoming:
-            reader.resume()  # room in the inbox again: the socket task may read on
-            row = lookup(msg.msg_type, msg.channel)
-            if row.where is Where.SHELL:
-                await feed.send((msg, size, row))
-            elif row.how is RunMode.THREAD:
-                self._nursery.start_soon(self._serve_in_thread, msg, row)
-            else:
-                self._nursery.start_soon(self._serve, msg, row)
+        if row.how is RunMode.THREAD:
+            self._nursery.start_soon(self._serve_in_thread, msg, row)
+        else:
+            self._nursery.start_soon(self._serve, msg, row)
 
-    async def _feed(self, feed: trio.MemoryReceiveChannel[tuple[Message, int, Row]]) -> None:
-        """Hand shell requests over in arrival order, each once its shell has room."""
-        async for msg, size, row in feed:
-            await self._attached.wait()
-            runner = self._runner_for(msg)
-            if runner is None:
-                self._unknown_subshell(msg, row)
-                continue
-            await runner.room.acquire(size)
-            from .._shell.runner import Request
+    def _hand_over(self, runner: ShellRunner, msg: Message, row: Row, size: int) -> None:
+        """Give a request to its shell, whose room it already holds."""
+        from .._shell.runner import Request
 
-            request = Request(next(self._ids), msg, row, self._options(msg, row, runner), size)
-            try:
-                runner.submit(request)
-            except Exception:
-                runner.room.release(size)
-                log.exception("%s could not be handed to its shell", msg.msg_type)
+        request = Request(next(self._ids), msg, row, self._options(msg, row, runner), size)
+        try:
+            runner.submit(request)
+        except Exception:
+            runner.room.release(size)
+            log.exception("%s could not be handed to its shell", msg.msg_type)
 
     def _runner_for(self, msg: Message) -> ShellRunner | None:
         subshell_id = msg.subshell_id

@@ -92,13 +92,23 @@ class Room:
         """Wait until the item fits, then take its room (on the owner's loop)."""
         while True:
             with self._lock:
-                fits = self._items < self._limit and (self._items == 0 or self._bytes + size <= self._max_bytes)
-                if fits:
-                    self._items += 1
-                    self._bytes += size
+                if self._take(size):
                     return
                 wakeup = self._wakeup = trio.Event()
             await wakeup.wait()
+
+    def try_acquire(self, size: int) -> bool:
+        """Take the item's room if it fits now (on the owner's loop); False: it does not."""
+        with self._lock:
+            return self._take(size)
+
+    def _take(self, size: int) -> bool:
+        """Under the lock: take room for the item if it fits."""
+        if self._items < self._limit and (self._items == 0 or self._bytes + size <= self._max_bytes):
+            self._items += 1
+            self._bytes += size
+            return True
+        return False
 
     def release(self, size: int) -> None:
         """Give an item's room back (any thread)."""
