@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from .._core.wire import Outgoing, freeze
-from .._transport.sockets import Outbox
+from .._transport.sockets import LoopWaker, Outbox
 
 MAX_MESSAGE_BYTES = 1 << 18
 """No stream message carries more text than this (UTF-8 bytes, counted as an upper bound:
@@ -73,7 +73,7 @@ class _StreamRun:
 class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
     """The outbox of the iopub socket, with stream coalescing and back-pressure."""
 
-    def __init__(self, token: trio.lowlevel.TrioToken, max_pending: int = 8 << 20) -> None:
+    def __init__(self, token: LoopWaker | trio.lowlevel.TrioToken, max_pending: int = 8 << 20) -> None:
         super().__init__(token, prepare=freeze)
         self._pending_chars = 0
         self._max_pending = max_pending

@@ -6,7 +6,7 @@ send what the outbox holds (until zmq says ``Again``), receive until ``Again``, 
 the FD. Because receiving and sending happen in the same task, a send that consumes the
 FD's edge can never strand an incoming message. Other tasks and threads hand messages to
 send through an ``Outbox``; putting into an empty outbox wakes the parked task through its
-loop's ``TrioToken`` (thread-safe and signal-safe).
+loop's ``LoopWaker`` (thread-safe and signal-safe), which every outbox of that loop shares.
 """
 
 from __future__ import annotations
@@ -31,20 +31,68 @@ RETRY_SECONDS = 0.005
 """How soon a socket task retries a send that zmq refused for a full queue."""
 
 
+class LoopWaker:
+    """Wakes the socket tasks of one trio loop from any thread, one wake-up at a time.
+
+    A wake-up costs a syscall on trio's wakeup socket, and, because that releases the GIL,
+    a GIL hand-off to the woken thread, which the caller then waits to get back. A cell
+    answers on two sockets (busy, output, reply, idle), so the outboxes of a loop share one
+    waker: while a wake-up is in flight, waking another outbox only adds it to the list
+    that wake-up serves, and costs no syscall.
+    """
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        """Built on the loop's own thread."""
+        self._token = token
+        self._loop_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._due: list[Callable[[], None]] = []
+
+    def wake(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` soon on the loop (any thread), or now when called on the loop's
+        own thread (a put by the I/O loop itself: no wake-up syscall, nothing to wait for).
+        Raw ``run_sync_soon`` rather than ``loops.call_soon`` (this is the hot path of
+        every message sent): ``_run_due`` guards the callbacks itself."""
+        if threading.get_ident() == self._loop_thread:
+            self._run_guarded(callback)
+            return
+        with self._lock:
+            first = not self._due
+            self._due.append(callback)
+        if first:
+            try:
+                self._token.run_sync_soon(self._run_due)
+            except trio.RunFinishedError:
+                log.debug("outbox put after its loop finished; item dropped at shutdown")
+
+    def _run_due(self) -> None:
+        with self._lock:
+            due, self._due = self._due, []
+        for callback in due:
+            self._run_guarded(callback)
+
+    @staticmethod
+    def _run_guarded(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:  # raised out of a run_sync_soon callback, it would end the loop
+            log.exception("sending from a wake-up failed")
+
+
 class Outbox(Generic[T]):
     """A thread-safe FIFO of things to send, drained by one socket task.
 
-    Waking the owner costs a syscall on trio's wakeup socket, and, because that releases
-    the GIL, often a wait of up to a GIL switch interval to get it back. So at most one
-    wake is in flight: puts made before the owner has run the pending wake add nothing,
-    the drain that follows that wake takes their items too.
+    At most one wake of the owner is in flight per outbox (and per loop, see
+    ``LoopWaker``): puts made before the owner has run the pending wake add nothing, the
+    drain that follows that wake takes their items too.
     """
 
-    def __init__(self, token: trio.lowlevel.TrioToken, prepare: Callable[[Any], T] | None = None) -> None:
+    def __init__(self, waker: LoopWaker | trio.lowlevel.TrioToken,
+                 prepare: Callable[[Any], T] | None = None) -> None:
         self._prepare = prepare
         self._entries: list[T] = []
         self._lock = threading.Lock()
-        self._token = token
+        self._waker = waker if isinstance(waker, LoopWaker) else LoopWaker(waker)
         self._wake: Callable[[], None] = lambda: None
         self._wake_pending = False
         self._closed = False
@@ -95,12 +143,7 @@ class Outbox(Generic[T]):
         self._wake()
 
     def _wake_owner(self) -> None:
-        """Raw ``run_sync_soon`` rather than ``loops.call_soon``: this is the hot path of
-        every message sent, and ``_on_wake`` only cancels a scope (it cannot raise)."""
-        try:
-            self._token.run_sync_soon(self._on_wake)
-        except trio.RunFinishedError:
-            log.debug("outbox put after its loop finished; item dropped at shutdown")
+        self._waker.wake(self._on_wake)
 
     def take_all(self, final: bool = False) -> list[Any]:
         """Everything queued, in order (on the owner's loop)."""
@@ -133,6 +176,23 @@ class SocketTask:
         if self._park_scope is not None:
             self._park_scope.cancel()
 
+    def _send_woken(self, outbox: Outbox[Outgoing], encode: Callable[[Outgoing], list[bytes]],
+                    can_read: Callable[[], bool]) -> None:
+        """The outbox has news (on the task's loop, from its waker's callback).
+
+        A parked task sends right here instead of being unparked: that saves a loop turn
+        and two epoll registrations per wake-up, the bulk of the I/O thread's cost of a
+        cell. It is still unparked when something is left to do: messages zmq refused or
+        held back, or input that arrived (a send may consume the FD's edge, so zmq's own
+        events are asked).
+        """
+        if self._park_scope is None:
+            self._dirty = True  # running: its loop takes the outbox next
+            return
+        self._send_pending(outbox, encode)
+        if self._unsent or len(outbox) or can_read():
+            self.wake()
+
     def resume(self) -> None:
         """The consumer made room: read on if reading had stopped (on the task's own loop)."""
         if self._stalled:
@@ -157,19 +217,22 @@ class SocketTask:
         until ``resume``: messages wait in zmq, whose high-water mark pushes back on the
         client. Sending goes on meanwhile.
         """
-        if outbox is not None:
-            outbox.bind_waker(self.wake)
         sock = self.sock
         fd = sock.FD
+
+        def can_read() -> bool:
+            return on_frames is not None and not self._stalled and bool(
+                cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+        if outbox is not None:
+            outbox.bind_waker(lambda: self._send_woken(outbox, encode, can_read))
         while True:
             self._dirty = False
             if outbox is not None:
                 self._send_pending(outbox, encode)
             if on_frames is not None:
                 self._receive_all(on_frames, can_receive)
-            events = cast(int, sock.getsockopt(zmq.EVENTS))
-            readable = on_frames is not None and not self._stalled and events & zmq.POLLIN
-            if self._dirty or readable:
+            if self._dirty or can_read():
                 await trio.lowlevel.checkpoint()
                 continue
             with trio.CancelScope() as self._park_scope:
