@@ -161,6 +161,13 @@ class TrioShell(InteractiveShell):
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""
 
+    def init_history(self) -> None:
+        """IPython's history, with its sqlite writes out of the way of cells (``_shell.history``)."""
+        from .._shell.history import KernelHistoryManager
+
+        self.history_manager = KernelHistoryManager(shell=self, parent=self)
+        self.configurables.append(self.history_manager)  # type: ignore[arg-type]  # typed too narrowly
+
     def enable_gui(self, gui: str | None = None) -> None:
         """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
         self.gui_loops.enable(gui)
