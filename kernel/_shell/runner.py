@@ -87,6 +87,7 @@ class ShellRunner:
         self._running_lock = threading.Lock()
         self._scope = trio.CancelScope()
         self._cells: trio.Nursery | None = None
+        self._loop_thread: int | None = None
         self.token: trio.lowlevel.TrioToken | None = None
 
     # -- the I/O side ------------------------------------------------------------------
@@ -123,6 +124,10 @@ class ShellRunner:
             if action.mode is RunMode.THREAD:
                 self.services.spawn_thread(functools.partial(self._thread_cell, request),
                                            f"thread cell {request.msg.msg_id}")
+            elif self._loop_thread == threading.get_ident() and self._cells is not None:
+                # Decided on the shell's own loop (the request before it finished): start
+                # it directly; a call_soon to its own loop would cost a wake-up syscall.
+                self._cells.start_soon(self.serve, request)
             elif self.token is None or not call_soon(self.token, self._start_on_loop, request):
                 self._requests.pop(request.id)
                 log.error("%s for a shell that has stopped", request.msg.msg_type)
@@ -175,8 +180,12 @@ class ShellRunner:
         with self._scope:
             async with trio.open_nursery() as cells:
                 self._cells = cells
+                self._loop_thread = threading.get_ident()
                 task_status.started()
-                await trio.sleep_forever()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._loop_thread = None
 
     def _start_on_loop(self, request: Request) -> None:
         assert self._cells is not None, "started before run()"
@@ -202,6 +211,7 @@ class ShellRunner:
         happens, and reported to the policy once; only the runner's own cancellation
         (shutdown) propagates."""
         try:
+            self._busy(request)  # every request a shell serves is busy from here
             handler = request.row.handler
             if handler is Handler.EXECUTE:
                 await self._execute(request)
@@ -257,13 +267,11 @@ class ShellRunner:
             self._idle(request)
 
     def _comm(self, request: Request) -> None:
-        self._busy(request)
         self.comms.receive(request.msg)
         self._idle(request)
 
     def _unknown(self, request: Request) -> None:
         """Busy, an error log and idle, and no reply: what the spec asks and ipykernel does."""
-        self._busy(request)
         log.error("unknown message type %r on %s: no reply", request.msg.msg_type, request.msg.channel)
         self._idle(request)
 
@@ -271,7 +279,6 @@ class ShellRunner:
 
     async def _execute(self, request: Request) -> None:
         """Run an execute request and answer it."""
-        self._busy(request)
         code = request.msg.content.get("code")
         if not isinstance(code, str):
             reply = _replies.bad_request("execute_request", "'code' must be a string")
