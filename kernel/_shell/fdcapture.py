@@ -7,6 +7,10 @@ ends of two pipes, and a reader thread owned by ``FdCapture`` (joined at ``close
 what arrives into ``stream`` output of the cell that ran last (IPython's ``pre_run_cell``
 event says which). When a cell ends (``post_run_cell``, before its reply) what its code
 left in the pipes is read at once, so that output precedes the reply and idle status.
+Those checks happen twice per cell and nearly always find the pipes empty; on Linux they
+ask the pipe's byte count with an ``ioctl`` made *without releasing the GIL* (ctypes'
+``PyDLL``), because a read that releases it hands the GIL to the I/O thread waiting to
+send the cell's busy status, and the cell then waits for that thread's whole step.
 
 Output with no cell to go to (before the first cell) is written to the original fd, and
 the kernel's own log lines never enter the pipes (``logs`` writes to its own duplicate of
@@ -18,10 +22,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import logging
 import os
 import selectors
+import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._shell import streams as _streams
@@ -31,6 +38,30 @@ log = logging.getLogger("kernel.fdcapture")
 
 _NAMES = {1: "stdout", 2: "stderr"}
 _CHUNK = 1 << 16
+
+
+def _gil_holding_byte_count() -> Callable[[int], int] | None:
+    """``fd -> bytes waiting in the pipe``, asked without releasing the GIL (Linux only:
+    ``ioctl`` is variadic, which ctypes calls portably only with the System V ABI)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import termios
+
+        ioctl = ctypes.PyDLL(None).ioctl  # PyDLL: the call keeps the GIL
+    except (ImportError, OSError, AttributeError):
+        return None
+    request = termios.FIONREAD
+    count = ctypes.c_int(0)
+    pointer = ctypes.byref(count)
+
+    def waiting(fd: int) -> int:
+        return count.value if ioctl(fd, request, pointer) == 0 else 1  # on error: read
+
+    return waiting
+
+
+_bytes_waiting = _gil_holding_byte_count()
 
 
 class FdCapture:
@@ -61,8 +92,9 @@ class FdCapture:
         """On the cell's thread: from now on, fd output belongs to this cell."""
         cell = current_cell.get()
         if cell is not None:
-            self.drain()  # what the previous cell left still goes to it
-            self._cell = cell
+            with self._lock:  # what the previous cell left still goes to it
+                self._drain_locked()
+                self._cell = cell
 
     def _on_post_run_cell(self, result: Any) -> None:
         self.drain()
@@ -73,11 +105,18 @@ class FdCapture:
         self.drain()
 
     def drain(self) -> None:
-        """Forward everything already in the pipes (any thread)."""
+        """Forward everything already in the pipes (any thread). Taking the lock also waits
+        for a chunk the reader thread is forwarding."""
         with self._lock:
-            for fd, read_end in self._readers.items():
-                while self._read_once(fd, read_end):
-                    pass
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        waiting = _bytes_waiting
+        for fd, read_end in self._readers.items():
+            if waiting is not None and not waiting(read_end):
+                continue
+            while self._read_once(fd, read_end):
+                pass
 
     def _read_loop(self) -> None:
         """Thread body: wait for data or the wake pipe; forward under the lock."""
