@@ -107,3 +107,37 @@ async def test_wake_ups_reach_a_real_loop_from_another_thread() -> None:
     await trio.to_thread.run_sync(box.put, _status("busy"))
     with trio.fail_after(TIMEOUT):
         await woken.wait()
+
+
+def test_a_holding_thread_wakes_once_when_it_lets_go() -> None:
+    token = _CountingToken()
+    waker = LoopWaker(token)  # type: ignore[arg-type]
+    iopub, shell = Outbox[Outgoing](waker), Outbox[Outgoing](waker)
+    iopub.bind_waker(lambda: None)
+    shell.bind_waker(lambda: None)
+    seen: list[int] = []
+
+    def answer() -> None:  # what a shell does for a request: busy, [cell], reply, idle
+        with waker.holding():
+            iopub.put(_status("busy"))
+            seen.append(len(token.scheduled))  # held: nothing scheduled yet
+            with waker.released():  # the cell's code: what it sends goes out at once
+                seen.append(len(token.scheduled))  # the busy went out as the cell began
+            token.run_all()
+            shell.put(Outgoing("execute_reply", {"status": "ok"}, {}))
+            iopub.put(_status("idle"))
+            seen.append(len(token.scheduled))
+        seen.append(len(token.scheduled))
+
+    _in_other_thread(answer)
+    assert seen == [0, 1, 0, 1]
+
+
+def test_holding_is_per_thread() -> None:
+    token = _CountingToken()
+    waker = LoopWaker(token)  # type: ignore[arg-type]
+    box = Outbox[Outgoing](waker)
+    box.bind_waker(lambda: None)
+    with waker.holding():  # this thread holds; another thread's put still wakes the loop
+        _in_other_thread(lambda: box.put(_status("busy")))
+        assert len(token.scheduled) == 1

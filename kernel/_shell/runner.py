@@ -87,6 +87,7 @@ class ShellRunner:
         self._running_lock = threading.Lock()
         self._scope = trio.CancelScope()
         self._cells: trio.Nursery | None = None
+        self._waker = services.iopub.waker
         self._loop_thread: int | None = None
         self.token: trio.lowlevel.TrioToken | None = None
 
@@ -209,25 +210,32 @@ class ShellRunner:
     async def serve(self, request: Request) -> None:
         """Serve one started request on this loop: every request is answered, whatever
         happens, and reported to the policy once; only the runner's own cancellation
-        (shutdown) propagates."""
-        try:
-            self._busy(request)  # every request a shell serves is busy from here
-            handler = request.row.handler
-            if handler is Handler.EXECUTE:
-                await self._execute(request)
-            elif handler is Handler.COMM:
-                self._comm(request)
-            else:
-                self._unknown(request)
-        except BaseException as exc:
-            self._answer_failure(request, exc)
-            if isinstance(exc, trio.Cancelled) and trio.current_effective_deadline() == -math.inf:
-                raise  # this loop is being shut down
-            log.error("serving %s failed", request.msg.msg_type, exc_info=exc)
-        finally:
-            if request.running is not None:
-                self._unregister(request.running)
-            self._finished(request)
+        (shutdown) propagates.
+
+        The kernel's own code here holds its wake-ups of the I/O loop (busy and
+        execute_input, then reply and idle, each pair with one wake-up); user code (the
+        cell, comm handlers, user expressions) runs ``released``, so its output and the
+        busy before it go out at once even if it blocks.
+        """
+        with self._waker.holding():
+            try:
+                self._busy(request)  # every request a shell serves is busy from here
+                handler = request.row.handler
+                if handler is Handler.EXECUTE:
+                    await self._execute(request)
+                elif handler is Handler.COMM:
+                    self._comm(request)
+                else:
+                    self._unknown(request)
+            except BaseException as exc:
+                self._answer_failure(request, exc)
+                if isinstance(exc, trio.Cancelled) and trio.current_effective_deadline() == -math.inf:
+                    raise  # this loop is being shut down
+                log.error("serving %s failed", request.msg.msg_type, exc_info=exc)
+            finally:
+                if request.running is not None:
+                    self._unregister(request.running)
+                self._finished(request)
 
     # -- answers -----------------------------------------------------------------------
 
@@ -267,7 +275,8 @@ class ShellRunner:
             self._idle(request)
 
     def _comm(self, request: Request) -> None:
-        self.comms.receive(request.msg)
+        with self._waker.released():  # comm handlers are user code
+            self.comms.receive(request.msg)
         self._idle(request)
 
     def _unknown(self, request: Request) -> None:
@@ -314,7 +323,8 @@ class ShellRunner:
                     "execute_input", {"code": code, "execution_count": cell.execution_count}, msg.header
                 )
             await self._run_cell(request, cell, code, store_history, silent)
-            user_expressions = self._user_expressions(content.get("user_expressions"))
+            with self._waker.released():  # user expressions are user code
+                user_expressions = self._user_expressions(content.get("user_expressions"))
         finally:
             current_cell.reset(context_token)
         if silent or not store_history:
@@ -351,7 +361,7 @@ class ShellRunner:
             self.services.watch_deadline(running, timeout)
         result = None
         try:
-            with running.scope:
+            with running.scope, self._waker.released():
                 result = await run_in_ipython(self.shell, code, store_history, silent)
         finally:
             self._unregister(running)

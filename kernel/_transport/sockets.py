@@ -12,10 +12,11 @@ loop's ``LoopWaker`` (thread-safe and signal-safe), which every outbox of that l
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, cast
 
 import trio
@@ -39,6 +40,12 @@ class LoopWaker:
     answers on two sockets (busy, output, reply, idle), so the outboxes of a loop share one
     waker: while a wake-up is in flight, waking another outbox only adds it to the list
     that wake-up serves, and costs no syscall.
+
+    A thread may also *hold* its wake-ups (``holding``) while it runs a short stretch of
+    kernel code that sends several messages and cannot block (a shell answering a
+    request, before and after the cell's code): the wake-up is made once, when it lets
+    go. Otherwise the woken I/O thread takes the GIL at the holder's next release and
+    the holder waits for that thread's whole step, twice per cell.
     """
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
@@ -47,6 +54,44 @@ class LoopWaker:
         self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
         self._due: list[Callable[[], None]] = []
+        self._owed = False
+        """A holder deferred the wake-up of what is due (under ``_lock``)."""
+        self._holds = threading.local()
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Defer this thread's wake-ups until the block ends (nests; the block must not
+        wait for anything, or what other threads send waits with it)."""
+        self._holds.depth = self._depth() + 1
+        try:
+            yield
+        finally:
+            self._holds.depth -= 1
+            if not self._holds.depth:
+                self._pay()
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside ``holding``: wake-ups go out at once again for the block (the cell's own
+        code, which may block, and whose output must not wait)."""
+        depth = self._depth()
+        self._holds.depth = 0
+        if depth:
+            self._pay()
+        try:
+            yield
+        finally:
+            self._holds.depth = depth
+
+    def _depth(self) -> int:
+        """How deep the calling thread holds its wake-ups (0: it does not)."""
+        return int(getattr(self._holds, "depth", 0))
+
+    def _pay(self) -> None:
+        with self._lock:
+            owed, self._owed = self._owed, False
+        if owed:
+            self._signal()
 
     def wake(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` soon on the loop (any thread), or now when called on the loop's
@@ -59,11 +104,17 @@ class LoopWaker:
         with self._lock:
             first = not self._due
             self._due.append(callback)
+            if first and self._depth() > 0:
+                self._owed = True
+                return
         if first:
-            try:
-                self._token.run_sync_soon(self._run_due)
-            except trio.RunFinishedError:
-                log.debug("outbox put after its loop finished; item dropped at shutdown")
+            self._signal()
+
+    def _signal(self) -> None:
+        try:
+            self._token.run_sync_soon(self._run_due)
+        except trio.RunFinishedError:
+            log.debug("outbox put after its loop finished; item dropped at shutdown")
 
     def _run_due(self) -> None:
         with self._lock:
@@ -97,6 +148,11 @@ class Outbox(Generic[T]):
         self._wake_pending = False
         self._closed = False
         self.dropped_after_close = 0
+
+    @property
+    def waker(self) -> LoopWaker:
+        """The waker this outbox shares with the other outboxes of its loop."""
+        return self._waker
 
     def bind_waker(self, wake: Callable[[], None]) -> None:
         """Called by the owning socket task with the callable that unparks it."""
