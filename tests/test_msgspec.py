@@ -384,6 +384,8 @@ KINDS = {
 ALSO_VALID: dict[str, set[str]] = {
     # A history entry's third item is the input, or an (input, output) pair.
     "content.history[0][2]": {"list"},
+    # usage_reply: os.cpu_count() is None when the count cannot be determined.
+    "content.cpu_count": {"NoneType"},
 }
 
 
