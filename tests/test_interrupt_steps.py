@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 from kernel._control.interrupt import Interrupter, RunningCell, UserCodeGate
 from kernel._shell import usercode
@@ -178,7 +179,7 @@ async def test_another_exception_after_a_step_is_thrown_in_at_the_next_step(
 
     async def cell() -> None:
         try:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         except ValueError as exc:
             seen.append(str(exc))
 
