@@ -73,7 +73,8 @@ class CellThread:
             assert self._release is not None
             running.token.run_sync_soon(self._release.set)
             self.thread.join(10)
-            STOP.clear()
+            for event in (STOP, SPINNING, AWAITING):
+                event.clear()
             assert not self.thread.is_alive()
 
 
@@ -81,13 +82,14 @@ STOP = threading.Event()
 """Ends a spinning cell body whatever happened (so a failing test leaks no busy thread)."""
 
 
-async def _spin_in_a_step(running: RunningCell) -> None:
-    namespace: dict[str, Any] = {"STOP": STOP}
-    run_block(running.gate, compile("while not STOP.is_set():\n    pass", "<cell>", "exec"),
-              namespace, namespace)
-
-
+SPINNING = threading.Event()
 AWAITING = threading.Event()
+
+
+async def _spin_in_a_step(running: RunningCell) -> None:
+    namespace: dict[str, Any] = {"STOP": STOP, "SPINNING": SPINNING}
+    run_block(running.gate, compile("SPINNING.set()\nwhile not STOP.is_set():\n    pass", "<cell>", "exec"),
+              namespace, namespace)
 
 
 async def _await_in_a_step(running: RunningCell) -> None:
@@ -98,17 +100,22 @@ async def _await_in_a_step(running: RunningCell) -> None:
     await UserCoroutine(running.gate, cell())
 
 
-async def _poll(condition: Callable[[], bool]) -> None:
-    with trio.fail_after(10):
-        while not condition():
-            await trio.sleep(0.001)
+async def _wait(event: threading.Event) -> None:
+    assert await trio.to_thread.run_sync(event.wait, 10)
+
+
+async def _loop_ran_after_the_step(running: RunningCell) -> None:
+    """The cell's loop ran a callback: the step that set the event has returned to trio."""
+    ran = threading.Event()
+    running.token.run_sync_soon(ran.set)
+    await _wait(ran)
 
 
 async def test_a_spinning_step_is_escalated_without_waiting_the_grace() -> None:
     # Caught: the escalation in ``Interrupter.stop`` removed (the 60 s grace times out).
     cell = CellThread(_spin_in_a_step)
     with cell.running() as running:
-        await _poll(lambda: running.gate.in_user_code)
+        await _wait(SPINNING)  # in the step, and it never returns by itself
         with trio.fail_after(10):
             await Interrupter(grace=NO_GRACE_NEEDED, attempts=1).stop([running], "interrupt")
     assert cell.outcome == ["KeyboardInterrupt"]
@@ -121,7 +128,8 @@ async def test_an_awaiting_cell_is_cancelled_not_escalated() -> None:
     # one alone is covered by the other.
     cell = CellThread(_await_in_a_step)
     with cell.running() as running:
-        await _poll(lambda: AWAITING.is_set() and not running.gate.in_user_code)  # suspended
+        await _wait(AWAITING)
+        await _loop_ran_after_the_step(running)  # so it is suspended in its await
         with trio.fail_after(10):
             await Interrupter(grace=NO_GRACE_NEEDED, attempts=1).stop([running], "interrupt")
     assert cell.outcome == ["cancelled"]
@@ -225,7 +233,10 @@ def test_blocking_main_thread_cell_is_escalated_before_any_grace(tmp_path: Path,
 
 def test_awaiting_main_thread_cell_is_not_escalated(tmp_path: Path) -> None:
     with raw_kernel(tmp_path, env={"TRIO_KERNEL_LOG_LEVEL": "DEBUG"}) as k:
-        msg_id = k.submit("import trio\nprint('go', flush=True)\ntry:\n    await trio.sleep(60)\n"
+        # 'go' comes from a task that runs once the cell's own coroutine is suspended.
+        msg_id = k.submit("import trio\nasync def announce():\n    print('go', flush=True)\n"
+                          "try:\n    async with trio.open_nursery() as nursery:\n"
+                          "        nursery.start_soon(announce)\n        await trio.sleep(60)\n"
                           "except KeyboardInterrupt:\n    print('KeyboardInterrupt raised')")
         k.started(msg_id)
         k.interrupt()
