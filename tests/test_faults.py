@@ -247,7 +247,8 @@ BLOCKING_CELLS = {
     # 'waiting' is printed inside the try: an interrupt that comes as soon as it is seen
     # may land before the loop starts (escalation does not wait for a grace period).
     "swallows KeyboardInterrupt": ("while True:\n    try:\n        print('waiting', flush=True)\n"
-                                   "        while True:\n            pass\n    except KeyboardInterrupt:\n        pass"),
+                                   "        while True:\n            pass\n"
+                                   "    except KeyboardInterrupt:\n        pass"),
 }
 
 
