@@ -4,14 +4,17 @@ A cell that awaits is stopped by cancelling its ``trio.CancelScope`` on the loop
 (its ``finally`` blocks run). A cell that blocks (``time.sleep``, a busy loop, a C call)
 never reaches a checkpoint, and its loop never runs the cancel. So the ``Interrupter``,
 which lives on the I/O loop, asks each cell's loop to cancel and waits a short grace period
-for the loop to confirm. A cell whose loop stays silent is escalated:
+for the loop to confirm. A cell that runs a step of user code when the interrupt comes is
+escalated at once (its loop cannot confirm before the step ends), and one whose loop stays
+silent through the grace is escalated then:
 
 - on the main thread, with ``SIGINT`` to that thread; ``_sigint`` raises KeyboardInterrupt
   only where trio's KeyboardInterrupt protection is off, which is exactly while a step of
   user code runs (``_shell.usercode``), and only into the cell being interrupted;
 - on a worker thread, with an asynchronous ``KeyboardInterrupt`` set on that thread
   (``PyThreadState_SetAsyncExc``) while, under the cell's gate lock, it runs a step of
-  user code; one that arrives just after the step is kept and thrown in at the next one.
+  user code; one that arrives just after the step is kept and thrown in at the next one,
+  or, when the cell has started to await, cancels it instead (``arrived_while_suspended``).
 
 One interrupt is one KeyboardInterrupt: each ``stop`` is a round (``UserCodeGate.asked``),
 and once a round's KeyboardInterrupt is raised (``delivered``) nothing more is sent for it,
@@ -45,8 +48,10 @@ class UserCodeGate:
     thread, so an asynchronous exception is set only while a step of user code runs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: Callable[[], object] | None = None) -> None:
         self.lock = threading.Lock()
+        self._cancel = cancel
+        """Cancels the cell's scope (called on the cell's own thread, in its task)."""
         self.in_user_code = False
         self._steps: list[object] = []
         self.pending: BaseException | None = None
@@ -79,6 +84,20 @@ class UserCodeGate:
         with self.lock:
             self.pending = self.pending or exc
 
+    def arrived_while_suspended(self, exc: BaseException) -> None:
+        """``exc`` arrived just after a step, and the cell's coroutine now awaits something.
+
+        A KeyboardInterrupt here is an interrupt that came a moment too late for the step:
+        kept for the next step, it would wait for whatever the cell awaits (possibly for
+        ever). The cell is awaiting, so it is stopped as an awaiting cell is, by cancelling
+        its scope; the round stays answered, so nothing else is sent for it. Anything else
+        (a user's own signal handler raising) is kept for the next step.
+        """
+        if isinstance(exc, KeyboardInterrupt) and self._cancel is not None:
+            self._cancel()
+        else:
+            self.keep(exc)
+
     def owed(self) -> bool:
         """An interrupt round is open and no KeyboardInterrupt was raised for it yet."""
         return self.delivered < self.asked
@@ -104,7 +123,8 @@ class RunningCell:
     reason: str | None = None
     """Why the cell was stopped: ``"interrupt"``, ``"timeout"`` or ``"shutdown"``; set once."""
     finished: bool = False
-    gate: UserCodeGate = attrs.field(factory=UserCodeGate)
+    gate: UserCodeGate = attrs.field(
+        default=attrs.Factory(lambda cell: UserCodeGate(cell.scope.cancel), takes_self=True))
     """When user code runs, and the KeyboardInterrupts owed to the cell."""
     signal_blocked: bool = False
     """An escalation found the SIGINT handler replaced by user code (the cell is told)."""
@@ -131,13 +151,26 @@ class Interrupter:
         self.io_token = trio.lowlevel.current_trio_token()
 
     async def stop(self, cells: Iterable[RunningCell], reason: str) -> None:
-        """Cancel every cell in ``cells`` and escalate those whose loop does not respond."""
+        """Cancel every cell in ``cells`` and escalate those whose loop does not respond.
+
+        A cell whose thread runs a step of user code right now (its gate says so) is
+        escalated at once, before its cancel is even sent: its loop cannot run the cancel
+        until that step returns to trio, so waiting the grace would only add the grace to
+        the interrupt. If the step ends before the KeyboardInterrupt lands, nothing is
+        raised (the SIGINT handler and the worker-thread path both check that user code
+        runs) and the cancel that follows does the work. This happens here, before the
+        first checkpoint: while a main-thread cell spins, each pass of this loop's
+        scheduler waits up to a GIL switch interval (5 ms) to get the GIL back.
+        """
         async with trio.open_nursery() as nursery:
             for cell in cells:
                 if not cell.finished:
                     if cell.reason is None:
                         cell.reason = reason
                     cell.gate.asked += 1
+                    if cell.gate.in_user_code:
+                        log.debug("cell on thread %s runs user code: escalating at once", cell.thread_id)
+                        self._escalate(cell)
                     nursery.start_soon(self._stop_one, cell)
 
     async def _stop_one(self, cell: RunningCell) -> None:

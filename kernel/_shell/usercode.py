@@ -15,8 +15,12 @@ A cell's coroutine is user code only while it runs, not while it is suspended in
   them (the interrupter checks it under the gate's lock before raising in a worker thread);
 - the coroutine is resumed from C (``list.extend(map(coro.send, ...))``), so the value it
   yields is stored before control comes back to a Python frame: a KeyboardInterrupt that
-  arrives just after the step (or just before it) is never lost and never loses a value;
-  it is kept on the gate and thrown into the cell at its next step instead.
+  arrives just after the step (or just before it) is never lost and never loses a value.
+  One that arrives just before a step is thrown in at once; one that arrives just after
+  a block is kept on the gate and raised at the cell's next block; one that arrives just
+  after a coroutine step, when the cell has started to await, cancels the cell's scope
+  (``UserCodeGate.arrived_while_suspended``) as if it had come a moment later, instead of
+  waiting for the await to end.
 
 Runs on the thread of the cell's trio loop.
 """
@@ -112,11 +116,12 @@ def _drive(gate: UserCodeGate, coro: types.CoroutineType[Any, Any, Any]) -> Gene
             except BaseException as exc:
                 late = late or exc
         if box:
-            # The coroutine is suspended on what it yielded; anything that arrived around
-            # the step is thrown into it when it is resumed.
+            # The coroutine is suspended on what it yielded: an interrupt that arrived just
+            # after the step cancels the cell (it awaits now); anything else is thrown in
+            # when it is resumed.
             for arrived in (failure, late):
                 if arrived is not None:
-                    gate.keep(arrived)
+                    gate.arrived_while_suspended(arrived)
             value, error = None, None
             try:
                 value = yield box[0]
