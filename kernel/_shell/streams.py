@@ -27,6 +27,10 @@ from .._shell.patch import SharedPatch
 class CellStream(io.TextIOBase):
     """A text stream whose writes become iopub ``stream`` messages of the current cell."""
 
+    __slots__ = ("_last_write", "_name", "fallback")
+    # Slots: ``write`` runs twice per ``print``, and attributes of an ``io`` subclass
+    # without them are looked up in a real instance dict.
+
     def __init__(self, name: str, fallback: TextIO) -> None:
         super().__init__()
         self._name = name
@@ -61,12 +65,7 @@ class CellStream(io.TextIOBase):
                 for hook in before_write:
                     hook(False)
             self._last_write = now
-        try:
-            return cell.iopub.write_stream(cell.parent, self._name, text)
-        except TypeError:
-            if isinstance(text, str):
-                raise
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}") from None
+        return cell.iopub.write_stream(cell.parent, self._name, text)
 
     def flush(self) -> None:
         """Forward fd-level output written so far, and have the iopub socket task send the

@@ -51,9 +51,10 @@ _ALWAYS_FITS = MAX_MESSAGE_BYTES // 4
 """Text of at most this many characters is within the limit whatever it holds."""
 
 
-def _utf8_bound(text: str) -> int:
-    """An upper bound of ``text``'s UTF-8 size, in O(1) (CPython knows if a str is ASCII)."""
-    return len(text) if text.isascii() else 4 * len(text)
+def _checked_str(text: object) -> str:
+    if isinstance(text, str):
+        return text
+    raise TypeError(f"write() argument must be str, not {type(text).__name__}")
 
 
 def split_for_messages(text: str) -> list[str]:
@@ -120,29 +121,28 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         The common case (a ``print`` in a loop) extends the newest run under the lock and
         returns: no clock, no wake-up, no allocation but the list slot.
         """
+        if type(text) is not str:  # a str subclass is fine, anything else is the caller's error
+            text = _checked_str(text)
         length = len(text)
-        size = length if str.isascii(text) else 4 * length
-        if length > _ALWAYS_FITS:
-            limit = MAX_MESSAGE_BYTES if size == length else _ALWAYS_FITS
-            for start in range(0, length, limit):
-                piece = text[start:start + limit]
-                self._write_slow(parent, name, piece, _utf8_bound(piece))
+        if length > _ALWAYS_FITS:  # one huge write: in pieces, each of which may wait for room
+            for start in range(0, length, _ALWAYS_FITS):
+                self._write_slow(parent, name, text[start:start + _ALWAYS_FITS])
             return length
         lock = self._lock
         lock.acquire()
         try:
             tail = self._tail
-            pending = self._pending_chars + size
+            pending = self._pending_chars + length
             if tail is not None and pending <= self._quiet_up_to and tail.parent is parent and tail.name == name:
                 tail.chunks.append(text)
                 self._pending_chars = pending
                 return length
         finally:
             lock.release()
-        self._write_slow(parent, name, text, size)
+        self._write_slow(parent, name, text)
         return length
 
-    def _write_slow(self, parent: dict[str, Any], name: str, text: str, size: int) -> None:
+    def _write_slow(self, parent: dict[str, Any], name: str, text: str) -> None:
         """Start a new run, wait for room, or wake the I/O thread."""
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
@@ -156,7 +156,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
                 self._entries.append(tail)
                 self._tail = tail
             tail.chunks.append(text)
-            self._pending_chars += size
+            self._pending_chars += len(text)
             need_wake = False
             if self._pending_chars > self._quiet_up_to:
                 need_wake = self._claim_wake()
@@ -196,7 +196,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
                 if held is not None:
                     self._entries.append(held)
             self._tail = held
-            self._pending_chars = 0 if held is None else _utf8_bound(held.text())
+            self._pending_chars = 0 if held is None else len(held.text())
             self._take_at = take_at
             self._flushed = False
             self._quiet_up_to = -1 if take_at is None else min(MAX_MESSAGE_BYTES, self._max_pending)
