@@ -170,10 +170,14 @@ class Outbox(Generic[T]):
             if self._closed:
                 self._count_drop()
                 return
-            self._entries.append(item)
+            self._append(item)
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
+
+    def _append(self, item: T) -> None:
+        """Under the lock: queue one item (a subclass may note what it ends)."""
+        self._entries.append(item)
 
     def _count_drop(self) -> None:
         """Under the lock: one more message nobody will send; said once, in the log."""
