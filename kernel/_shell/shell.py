@@ -47,6 +47,7 @@ from .._debugger.cells import CellCompiler
 from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
 from .._shell.gui import GuiLoops
+from .._shell.history import DeferredHistory, defers
 from .._shell.usercode import UserCoroutine, run_block
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
@@ -160,6 +161,14 @@ class TrioShell(InteractiveShell):
 
     def init_io(self) -> None:
         """Streams are installed by the kernel, not by the shell."""
+
+    def init_history(self) -> None:
+        """IPython's history, its database opened on first use (``_shell/history.py``)."""
+        if not defers(self.config):
+            super().init_history()
+            return
+        self.history_manager = DeferredHistory(shell=self, parent=self)
+        self.configurables.append(self.history_manager)  # type: ignore[arg-type]  # IPython infers list[InteractiveShell]
 
     def enable_gui(self, gui: str | None = None) -> None:
         """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
