@@ -11,7 +11,8 @@ database is needed:
 - a read of ``db`` or ``session_number`` (what every query of IPython's, ``%history``,
   ``history_request`` and user code go through);
 - the input cache reaching ``db_cache_size`` (the tenth cell);
-- the end of the session (shutdown, ``%reset``): every session gets its row, as before.
+- the end of the session (shutdown, ``%reset``), which writes to ``db``: so every session
+  still gets its row.
 
 Opening writes out the inputs cached so far, and records the session's start as the time
 the shell was built. What differs from IPython, visibly only in the database: a session's
@@ -88,10 +89,6 @@ class DeferredHistory(HistoryManager):
         super().store_inputs(line_num, source, source_raw)
         if self._state == _DEFERRED and len(self.db_input_cache) >= self.db_cache_size:
             self._ensure_open()  # writes the cache out
-
-    def end_session(self) -> None:
-        self._ensure_open()  # the session gets its row, as IPython's would have at start
-        super().end_session()
 
     def _ensure_open(self) -> None:
         if self._state == _OPEN or self._state == _CONSTRUCTING:
