@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import ast
 
-from tests.harness import Frontend, stdout_of
+import pytest
+
+from tests.harness import KERNEL_NAME, Frontend, running_kernel, stdout_of
 
 NOT_AT_FIRST_CELL = (
     "sqlite3",                    # history database: opened on first use (_shell/history.py)
     "kernel._debugger.debugger",  # built on the first debug_request (_debugger/lazy.py)
     "kernel._debugger.client",
     "debugpy",                    # imported on the debugger's initialize
+    "IPython.core.completer",     # built on the first completion (_shell/completion.py)
     "jedi", "parso",              # only with IPCompleter.use_jedi
     "asyncio", "trio_asyncio",    # the asyncio bridge starts when a cell uses asyncio
     "IPython.core.debugger", "pdb",
@@ -42,3 +45,25 @@ def test_the_debugger_still_answers_its_first_request(fresh_kernel: Frontend) ->
     assert reply["content"]["success"] is True
     _, outputs = fresh_kernel.execute("import sys; print('kernel._debugger.debugger' in sys.modules)")
     assert stdout_of(outputs) == "True\n"
+
+
+def test_the_first_completion_builds_the_completer(fresh_kernel: Frontend) -> None:
+    fresh_kernel.execute("footprint_marker_value = 1")
+    msg_id = fresh_kernel.send_shell("complete_request", {"code": "footprint_marker_v", "cursor_pos": 18})
+    reply = fresh_kernel.shell_reply(msg_id)
+    assert reply["content"]["matches"] == ["footprint_marker_value"]
+    _, outputs = fresh_kernel.execute("import sys; print('IPython.core.completer' in sys.modules)")
+    assert stdout_of(outputs) == "True\n"
+
+
+@pytest.mark.parametrize("kernel_name", [KERNEL_NAME, "python3"])
+def test_config_magic_sees_the_completer_before_any_completion(kernel_name: str) -> None:
+    """``%config`` lists, reads and sets the completer's options in a kernel that has not
+    completed anything yet, as under ipykernel."""
+    with running_kernel(kernel_name) as frontend:
+        _, outputs = frontend.execute("%config")
+        assert "IPCompleter" in stdout_of(outputs).split()
+        reply, outputs = frontend.execute(
+            "%config IPCompleter.greedy = True\nprint(get_ipython().Completer.greedy)")
+        assert reply["content"]["status"] == "ok"
+        assert stdout_of(outputs) == "True\n"

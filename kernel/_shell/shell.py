@@ -46,6 +46,7 @@ from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
 from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.completion import CompleterOnDemand
 from .._shell.gui import GuiLoops
 from .._shell.history import DeferredHistory, defers
 from .._shell.usercode import UserCoroutine, run_block
@@ -129,7 +130,7 @@ class CellDisplayPublisher(DisplayPublisher):
             cell.iopub.put(Outgoing("clear_output", {"wait": bool(wait)}, cell.parent))
 
 
-class TrioShell(InteractiveShell):
+class TrioShell(CompleterOnDemand):
     """An ``InteractiveShell`` whose cells run as coroutines on the caller's trio loop."""
 
     displayhook_class = CellDisplayHook
@@ -168,7 +169,7 @@ class TrioShell(InteractiveShell):
             super().init_history()
             return
         self.history_manager = DeferredHistory(shell=self, parent=self)
-        self.configurables.append(self.history_manager)  # type: ignore[arg-type]  # IPython infers list[InteractiveShell]
+        self.configurables.append(self.history_manager)
 
     def enable_gui(self, gui: str | None = None) -> None:
         """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
