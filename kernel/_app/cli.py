@@ -177,6 +177,7 @@ async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: 
                  beside: Callable[..., Awaitable[object]] | None) -> None:
     import trio
 
+    from .._app.heap import release_free_memory
     from .._app.kernel import kernel_on
     from .._app.logs import to_process_stderr
 
@@ -184,6 +185,7 @@ async def _serve(bound: Any, default_mode: RunMode, history: str | None, watch: 
         if beside is not None:
             await nursery.start(beside, nursery.cancel_scope)
         async with kernel_on(bound, default_mode=default_mode, history_file=history, ipython=ipython) as kernel:
+            release_free_memory()  # what start-up freed; the process is the kernel's alone
             if bound.owns_file:
                 to_process_stderr(f"To connect another client to this kernel, use:\n"
                                   f"    jupyter console --existing {kernel.connection_file}")

@@ -68,7 +68,7 @@ from .._transport.loops import call_soon, own_thread
 
 if TYPE_CHECKING:
     from .._app.ipyconfig import IPythonOptions
-    from .._debugger.debugger import Debugger
+    from .._debugger.lazy import LazyDebugger
     from .._shell.background import BackgroundTasks
     from .._shell.cell import LatestCell
     from .._shell.comms import CommManager
@@ -215,7 +215,7 @@ class _ShellSide:
     """
 
     undo: list[Callable[[], None]] = attrs.field(factory=list)
-    debugger: Debugger | None = None
+    debugger: LazyDebugger | None = None
     background: BackgroundTasks | None = None
 
     def close(self) -> None:
@@ -272,7 +272,7 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
                         default_timeout: float | None, ipython: IPythonOptions | None) -> None:
     """Start the main shell's runner and hand the shell to the I/O loop."""
     from .._app import ipyconfig
-    from .._debugger.debugger import Debugger
+    from .._debugger.lazy import LazyDebugger
     from .._shell.background import BackgroundTasks
     from .._shell.comms import activate
     from .._shell.runner import ShellRunner
@@ -300,7 +300,7 @@ async def _start_runner(side: _ShellSide, nursery: trio.Nursery, io: IOLoop, ker
     await nursery.start(background.run)
     background.install(shell)
     ipyconfig.run_startup(shell, ipython)  # exec_lines, startup files: before any request runs
-    side.debugger = debugger = Debugger(
+    side.debugger = debugger = LazyDebugger(
         shell, lambda body: services.publish("debug_event", body, {}),
         spawn=io.post,
     )

@@ -47,7 +47,7 @@ from .._transport.status import StatusTracker
 
 if TYPE_CHECKING:
     from .._control.subshells import Subshells
-    from .._debugger.debugger import Debugger
+    from .._debugger.lazy import LazyDebugger as Debugger
     from .._shell.comms import CommManager
     from .._shell.runner import ShellRunner
     from .._shell.shell import TrioShell

@@ -46,7 +46,9 @@ from .._core.wire import Outgoing
 from .._debugger.cells import CellCompiler
 from .._shell.asyncio_bridge import AsyncioBridge, user_traceback
 from .._shell.cell import Cell, cell_for_output, current_cell
+from .._shell.completion import CompleterOnDemand
 from .._shell.gui import GuiLoops
+from .._shell.history import DeferredHistory, KernelHistoryManager, defers
 from .._shell.usercode import UserCoroutine, run_block
 
 _PACKAGE_DIR = str(Path(__file__).parent.parent)
@@ -128,7 +130,7 @@ class CellDisplayPublisher(DisplayPublisher):
             cell.iopub.put(Outgoing("clear_output", {"wait": bool(wait)}, cell.parent))
 
 
-class TrioShell(InteractiveShell):
+class TrioShell(CompleterOnDemand):
     """An ``InteractiveShell`` whose cells run as coroutines on the caller's trio loop."""
 
     displayhook_class = CellDisplayHook
@@ -162,11 +164,11 @@ class TrioShell(InteractiveShell):
         """Streams are installed by the kernel, not by the shell."""
 
     def init_history(self) -> None:
-        """IPython's history, with its sqlite writes out of the way of cells (``_shell.history``)."""
-        from .._shell.history import KernelHistoryManager
-
-        self.history_manager = KernelHistoryManager(shell=self, parent=self)
-        self.configurables.append(self.history_manager)  # type: ignore[arg-type]  # typed too narrowly
+        """IPython's history, its database opened on first use and written without holding
+        up cells (``_shell/history.py``)."""
+        manager = DeferredHistory if defers(self.config) else KernelHistoryManager
+        self.history_manager = manager(shell=self, parent=self)
+        self.configurables.append(self.history_manager)
 
     def enable_gui(self, gui: str | None = None) -> None:
         """``%gui`` and ``%matplotlib``: see ``_shell/gui.py``."""
