@@ -242,15 +242,23 @@ class SocketTask:
 
         A parked task sends right here instead of being unparked: that saves a loop turn
         and two epoll registrations per wake-up, the bulk of the I/O thread's cost of a
-        cell. It is still unparked when something is left to do: messages zmq refused or
-        held back, or input that arrived (a send may consume the FD's edge, so zmq's own
-        events are asked).
+        cell. It is still unparked when something is left to do: messages zmq refused, or
+        input that arrived (a send may consume the FD's edge, so zmq's own events are
+        asked). Text the outbox holds back (``hold_for``) only moves the park's deadline:
+        unparking would look at it again at once, and a second look sends it.
         """
-        if self._park_scope is None:
+        park = self._park_scope
+        if park is None:
             self._dirty = True  # running: its loop takes the outbox next
             return
         self._send_pending(outbox, encode)
-        if self._unsent or len(outbox) or can_read():
+        if self._unsent or can_read():
+            self.wake()
+            return
+        held = outbox.hold_for()
+        if held is not None:  # text held back on purpose: look again when it is due, not now
+            park.deadline = min(park.deadline, trio.current_time() + held)
+        elif len(outbox):
             self.wake()
 
     def resume(self) -> None:
