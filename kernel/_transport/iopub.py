@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._core import kipoint
 from .._core.wire import Outgoing, freeze
 from .._transport.sockets import Outbox
 
@@ -87,20 +88,30 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         of UTF-8 (a single 100 MB line becomes many messages).
         """
         length = len(text)
+        now = time.monotonic()
         if length <= _ALWAYS_FITS:  # the hot path (a print): no cutting, no extra calls
             if length:
-                self._write_piece(parent, name, text, length if text.isascii() else 4 * length)
+                if self._pending_chars > self._max_pending:
+                    self._wait_for_room()
+                self._write_piece(parent, name, text, length if text.isascii() else 4 * length, now)
             return
         limit = _chars_within_limit(text)
         for start in range(0, length, limit):
             piece = text[start:start + limit]
-            self._write_piece(parent, name, piece, _utf8_bound(piece))
+            self._wait_for_room()
+            self._write_piece(parent, name, piece, _utf8_bound(piece), now)
 
-    def _write_piece(self, parent: dict[str, Any], name: str, text: str, size: int) -> None:
-        now = time.monotonic()
+    def _wait_for_room(self) -> None:
+        """Block while too much text waits (interruptible, unlike ``_write_piece``)."""
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
+
+    @trio.lowlevel.enable_ki_protection
+    def _write_piece(self, parent: dict[str, Any], name: str, text: str, size: int, now: float) -> None:
+        """Protected from KeyboardInterrupt like ``Outbox.put``; one deferred meanwhile is
+        raised at the end (``kipoint``)."""
+        with self._lock:
             if self._closed:  # an abandoned thread printing after its kernel closed
                 self._count_drop()
                 return
@@ -120,6 +131,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
+        kipoint.deliver()
 
     def take_all(self, final: bool = False) -> list[Outgoing]:
         """Everything queued, in order, except an unfinished line written a moment ago
