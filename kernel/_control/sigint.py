@@ -7,8 +7,10 @@ reported to every registered kernel, whose I/O loop cancels the running cells an
 escalates where needed, exactly as for an ``interrupt_request``. An escalation raises
 ``KeyboardInterrupt`` only into a cell that is owed one (``UserCodeGate.claim``: one per
 interrupt) and only where trio's KeyboardInterrupt protection is off, which is exactly
-while a step of user code runs (``_shell.usercode``); otherwise the handler returns and
-the cancel scopes, or the next escalation, do the work.
+while a step of user code runs (``_shell.usercode``). Where it is on, either the cell
+awaits (the thread runs trio: the cancel scope does the work), or a step of user code
+called protected code, such as the kernel's hand-off of a print's text: then the
+KeyboardInterrupt is deferred to the end of that code (``_core.kipoint``).
 
 User code can replace the handler (``signal.signal(SIGINT, ...)``); the shell checks after
 every block on the main thread and puts this one back (``restore``), telling the cell.
@@ -23,6 +25,7 @@ from types import FrameType
 
 import trio
 
+from .._core import kipoint
 from .._shell.cell import current_cell
 
 _listeners: list[Callable[[], None]] = []
@@ -79,11 +82,18 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         interrupt_kernels()
         return
     _state["escalating"] = False
-    if threading.current_thread() is not threading.main_thread() or trio.lowlevel.currently_ki_protected():
+    if threading.current_thread() is not threading.main_thread():
         return
     cell = current_cell.get()
     running = cell.running if cell is not None else None
+    if running is None or running.finished:
+        return
+    if trio.lowlevel.currently_ki_protected():
+        if running.gate.in_user_code and running.gate.owed():
+            kipoint.defer(running.gate)  # protected code a step of user code called
+        return
     # No lock here: the gate's lock may be held by the very frame this handler interrupted;
     # the main thread's gate is only claimed on the main thread.
-    if running is not None and not running.finished and running.gate.claim():
+    if running.gate.claim():
+        kipoint.drop()
         raise KeyboardInterrupt

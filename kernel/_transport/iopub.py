@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._core import kipoint
 from .._core.wire import Outgoing, freeze
 from .._transport.sockets import LoopWaker, Outbox
 
@@ -114,6 +115,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         self._flushed = False
         """A stream was flushed: the next take sends everything."""
 
+    @trio.lowlevel.enable_ki_protection
     def write_stream(self, parent: dict[str, Any], name: str, text: str) -> int:
         """Queue ``text`` for stream ``name`` (any thread); may block while too much text
         waits. Returns the number of characters written; a non-str raises TypeError.
@@ -142,11 +144,20 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         self._write_slow(parent, name, text)
         return length
 
-    def _write_slow(self, parent: dict[str, Any], name: str, text: str) -> None:
-        """Start a new run, wait for room, or wake the I/O thread."""
+    @trio.lowlevel.disable_ki_protection
+    def _wait_for_room(self) -> None:
+        """Block while too much text waits (interruptible, unlike the rest of a write)."""
         with self._lock:
             while self._pending_chars > self._max_pending and not self._closed:
                 self._drained.wait(timeout=1.0)
+
+    def _write_slow(self, parent: dict[str, Any], name: str, text: str) -> None:
+        """Start a new run, wait for room, or wake the I/O thread. Protected from
+        KeyboardInterrupt (through ``write_stream``) but for the wait for room; one deferred
+        meanwhile is raised at the end (``kipoint``)."""
+        if self._pending_chars > self._max_pending:
+            self._wait_for_room()
+        with self._lock:
             if self._closed:  # an abandoned thread printing after its kernel closed
                 self._count_drop()
                 return
@@ -163,6 +174,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
                 self._quiet_up_to = self._max_pending  # a wake-up is on its way (ours or one before)
         if need_wake:
             self._wake_owner()
+        kipoint.deliver()
 
     def _append(self, item: Outgoing | _StreamRun) -> None:
         """Under the lock: a message that is not stream text; later writes start a new run
@@ -171,8 +183,10 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         self._entries.append(item)
         self._tail = None
 
+    @trio.lowlevel.enable_ki_protection
     def flush_streams(self) -> None:
-        """``sys.stdout.flush()``: send what was written now, unfinished line included."""
+        """``sys.stdout.flush()``: send what was written now, unfinished line included
+        (protected like a write, see ``kipoint``)."""
         with self._lock:
             if self._tail is None or self._flushed:
                 return
@@ -181,6 +195,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
             self._quiet_up_to = self._max_pending
         if need_wake:
             self._wake_owner()
+        kipoint.deliver()
 
     def take_all(self, final: bool = False) -> list[Outgoing]:
         """Everything queued, in order (on the I/O loop), except stream text that a batch

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar, cast
 import trio
 import zmq
 
+from .._core import kipoint
 from .._core.wire import Outgoing
 
 log = logging.getLogger("kernel.sockets")
@@ -158,11 +159,14 @@ class Outbox(Generic[T]):
         """Called by the owning socket task with the callable that unparks it."""
         self._wake = wake
 
+    @trio.lowlevel.enable_ki_protection
     def put(self, item: T) -> None:
         """Queue ``item`` for sending; safe from any thread.
 
         ``prepare`` (serialisation) runs here, in the caller's thread, so its errors are
-        the caller's.
+        the caller's. Protected from KeyboardInterrupt (an interrupt between claiming the
+        wake-up and sending it would silence the outbox for good); one deferred meanwhile
+        is raised at the end (``kipoint``).
         """
         if self._prepare is not None:
             item = self._prepare(item)
@@ -174,6 +178,7 @@ class Outbox(Generic[T]):
             need_wake = self._claim_wake()
         if need_wake:
             self._wake_owner()
+        kipoint.deliver()
 
     def _append(self, item: T) -> None:
         """Under the lock: queue one item (a subclass may note what it ends)."""
