@@ -336,3 +336,16 @@ def test_writes_after_close_are_dropped_not_kept() -> None:
         box.write_stream(parent, "stdout", "late\n")
     assert box.dropped_after_close == 3
     assert _texts(box.take_all(final=True)) == ["batched\n"]
+
+
+@pytest.mark.parametrize("wrong", [b"bytes\n", 42, None])
+def test_a_write_that_is_not_text_raises_in_the_writer_and_queues_nothing(wrong: Any) -> None:
+    """As ``sys.stdout.write`` does; queued, it would break the whole batch when joined."""
+    loop = FakeLoop()
+    box = loop.box()
+    parent = {"msg_id": "p"}
+    box.write_stream(parent, "stdout", "before\n")
+    with pytest.raises(TypeError, match=f"must be str, not {type(wrong).__name__}"):
+        box.write_stream(parent, "stdout", wrong)
+    box.write_stream(parent, "stdout", "after\n")
+    assert _texts(loop.drain(box)) == ["before\nafter\n"]
