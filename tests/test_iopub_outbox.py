@@ -329,3 +329,31 @@ def test_everything_written_goes_out_once_in_order_in_bounded_messages(ops: list
         else:
             got.append((f"{out.msg_type} {who}", ""))
     assert _merged(got) == _merged(expected)
+
+
+def test_writes_after_close_are_dropped_not_kept() -> None:
+    """An abandoned thread that keeps printing after its kernel closed must not grow it."""
+    loop = FakeLoop()
+    box = loop.box()
+    parent = {"msg_id": "p"}
+    box.write_stream(parent, "stdout", "first\n")
+    loop.drain(box)
+    box.write_stream(parent, "stdout", "batched\n")  # the newest run, extended without a lock wait
+    box.close()
+    for _ in range(3):
+        box.write_stream(parent, "stdout", "late\n")
+    assert box.dropped_after_close == 3
+    assert _texts(box.take_all(final=True)) == ["batched\n"]
+
+
+@pytest.mark.parametrize("wrong", [b"bytes\n", 42, None])
+def test_a_write_that_is_not_text_raises_in_the_writer_and_queues_nothing(wrong: Any) -> None:
+    """As ``sys.stdout.write`` does; queued, it would break the whole batch when joined."""
+    loop = FakeLoop()
+    box = loop.box()
+    parent = {"msg_id": "p"}
+    box.write_stream(parent, "stdout", "before\n")
+    with pytest.raises(TypeError, match=f"must be str, not {type(wrong).__name__}"):
+        box.write_stream(parent, "stdout", wrong)
+    box.write_stream(parent, "stdout", "after\n")
+    assert _texts(loop.drain(box)) == ["before\nafter\n"]

@@ -10,6 +10,8 @@ and the last one to close restores the originals.
 ``before_write`` hooks (``fdcapture``) run on ``flush`` and before a write to a cell that
 follows a pause (``QUIET_GAP``): output a subprocess or C code wrote to fd 1/2 meanwhile is
 forwarded first, so it is not spliced into the middle of a line printed after it.
+``flush`` also tells the iopub outbox to send what was written now instead of at the end
+of its batch (``_transport.iopub``).
 """
 
 from __future__ import annotations

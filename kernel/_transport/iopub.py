@@ -99,7 +99,7 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         super().__init__(token, prepare=freeze)
         self._clock = clock
         self._pending_chars = 0
-        """Stream text waiting (UTF-8 bound), taken or not from the writers' view."""
+        """Characters of stream text not yet taken (the back-pressure bound's measure)."""
         self._max_pending = max_pending
         self._drained = threading.Condition(self._lock)
         self._tail: _StreamRun | None = None
@@ -260,4 +260,5 @@ class IOPubOutbox(Outbox["Outgoing | _StreamRun"]):
         """Stop blocking writers and drop later output: nothing will drain it any more."""
         with self._lock:
             self._closed = True
+            self._quiet_up_to = -1  # later writes take the slow path, which drops them
             self._drained.notify_all()
