@@ -13,8 +13,10 @@ always does); it wakes every 100 ms so that an asynchronous KeyboardInterrupt
 from __future__ import annotations
 
 import builtins
+import contextlib
 import getpass
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -110,6 +112,11 @@ def _ask(prompt: str, password: bool, original: str, *args: Any) -> str:
     cell = cell_for_output()
     if cell is None or cell.stdin_request is None:
         return _originals[original](prompt, *args)
+    # What the cell printed goes out before the prompt (as under ipykernel): stream text
+    # may otherwise wait for its batch on iopub while the request goes out on stdin.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     return cell.stdin_request(cell, prompt, password)
 
 
