@@ -87,3 +87,11 @@ def test_ipython_is_imported_after_the_io_loop_can_answer(tmp_path: Path) -> Non
     shell_side = next(i for i, name in enumerate(top_level)
                       if name.startswith(("IPython", "kernel._shell")))
     assert top_level.index("trio") < shell_side
+
+
+def test_free_heap_pages_are_returned_on_glibc() -> None:
+    import platform
+
+    from kernel._app.heap import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
