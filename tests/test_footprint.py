@@ -4,6 +4,7 @@ need (the property behind "RSS after the first cell", see benchmarks/README.md).
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,30 @@ def test_config_magic_sees_the_completer_before_any_completion(kernel_name: str)
             "%config IPCompleter.greedy = True\nprint(get_ipython().Completer.greedy)")
         assert reply["content"]["status"] == "ok"
         assert stdout_of(outputs) == "True\n"
+
+
+def test_ipython_is_imported_after_the_io_loop_can_answer(tmp_path: Path) -> None:
+    """The I/O loop answers kernel_info while IPython is imported and the shell is built:
+    nothing before ``trio.run`` may import IPython (reading the profile's config files once
+    did, ~30 ms before the first kernel_info_reply)."""
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr, running_kernel(env_extra={"PYTHONPROFILEIMPORTTIME": "1"},
+                                                 stderr=stderr) as frontend:
+        reply, _ = frontend.execute("pass")
+        assert reply["content"]["status"] == "ok"
+    # ``-X importtime`` lines: "import time: self | cumulative | <indent>name"; one space of
+    # indent marks an import made by running code, not by another module's import.
+    names = [line.rsplit("|", 1)[1] for line in log.read_text().splitlines()
+             if line.startswith("import time:") and not line.endswith("package")]
+    top_level = [name.strip() for name in names if not name.startswith("  ")]
+    shell_side = next(i for i, name in enumerate(top_level)
+                      if name.startswith(("IPython", "kernel._shell")))
+    assert top_level.index("trio") < shell_side
+
+
+def test_free_heap_pages_are_returned_on_glibc() -> None:
+    import platform
+
+    from kernel._app.heap import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")

@@ -112,3 +112,37 @@ def test_history_configured_off_stays_off() -> None:
         assert _search(frontend, "x*") == []
         _, outputs = frontend.execute("h = get_ipython().history_manager\nprint(type(h).__name__, h.enabled)")
         assert stdout_of(outputs) == "KernelHistoryManager False\n"
+
+
+def test_opening_writes_the_cache_out_after_releasing_its_lock() -> None:
+    """A writer that holds a lock of its own while it reads ``db`` (as a history manager
+    that writes outside IPython's cache lock does) waits for the opening; the opening's own
+    write-out must then not hold the opening lock, or the two would wait for each other."""
+    import threading
+
+    from kernel._shell.history import DeferredHistory
+    from kernel._shell.shell import close_shell, make_shell
+
+    shell = make_shell({}, ":memory:")
+    try:
+        history = shell.history_manager
+        assert isinstance(history, DeferredHistory) and not history.opened
+        lock_free_during_writeout: list[bool] = []
+        original = history.writeout_cache
+
+        def writeout_cache(conn: object = None) -> None:
+            def probe() -> None:  # another thread: is the opening lock free?
+                got = history._lock.acquire(timeout=0)
+                if got:
+                    history._lock.release()
+                lock_free_during_writeout.append(got)
+            prober = threading.Thread(target=probe)
+            prober.start()
+            prober.join()
+            original(conn)
+
+        history.writeout_cache = writeout_cache  # type: ignore[method-assign]
+        assert history.session_number > 0  # opens
+        assert lock_free_during_writeout == [True]
+    finally:
+        close_shell(shell)

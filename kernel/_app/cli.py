@@ -146,8 +146,9 @@ def run_kernel(bound: Any, default_mode: RunMode, history: str | None, extra: li
     """
     from .._app import ipyconfig  # after binding: it imports traitlets
 
-    ipython = ipyconfig.with_profile_files(ipyconfig.parse(extra))
-    ipyconfig.warn_about(ipython)
+    # Only parsed here: the profile's files are read once the I/O loop answers kernel_info
+    # (``kernel._start_shell_side``), since finding the profile imports IPython.
+    ipython = ipyconfig.parse(extra)
     ipyconfig.notebook_environment()
     # Draw figures inline by default, as notebook users expect; only the standalone kernel
     # does this, an embedding application keeps its own backend.

@@ -246,6 +246,9 @@ async def _start_shell_side(nursery: trio.Nursery, io: IOLoop, kernel: Kernel, s
 
     if io.iopub is None or io.stdin is None or io.token is None or io.status is None:
         raise RuntimeError("the I/O loop reported ready before its outboxes existed")
+    if ipython is not None:  # the standalone kernel: its profile's configuration files too
+        ipython = ipyconfig.with_profile_files(ipython)
+        ipyconfig.warn_about(ipython)
     shell = kernel.shell = make_shell(namespace, history_file,
                                       ipyconfig.shell_config(ipython, str(kernel.connection_file)),
                                       ipyconfig.profile_dir(ipython))

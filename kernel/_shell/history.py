@@ -152,15 +152,19 @@ class DeferredHistory(KernelHistoryManager):
         if self._state == _OPEN or self._state == _CONSTRUCTING:
             return
         with self._lock:  # another thread opening: wait for it; this thread: re-entry
-            if self._state == _DEFERRED:
-                self._state = _OPENING
-                try:
-                    self._open()
-                finally:
-                    self._state = _OPEN
+            if self._state != _DEFERRED:
+                return
+            self._state = _OPENING
+            try:
+                self._open()
+            finally:
+                self._state = _OPEN
+        # The inputs cached so far, written outside the lock: a writer that holds a lock of
+        # its own and then reads ``db`` waits above for the opening, and must get to finish.
+        self.writeout_cache()
 
     def _open(self) -> None:
-        """What ``HistoryManager.__init__`` does, done now, then the cached inputs written."""
+        """What ``HistoryManager.__init__`` does, done now."""
         try:
             import sqlite3  # IPython keeps history in memory only without it
         except ImportError:
@@ -186,7 +190,6 @@ class DeferredHistory(KernelHistoryManager):
                 self.save_thread = None
             else:
                 self.using_thread = True
-        self.writeout_cache()
 
     def _backdate_session(self) -> None:
         """The session started when the shell was built, not when its database was opened."""
