@@ -296,20 +296,18 @@ class IOLoop:
             await lane.arrived.wait()
             while lane.waiting:
                 msg, size = lane.waiting[0]
-                row = lookup(msg.msg_type, msg.channel)
-                if row.where is not Where.SHELL:
-                    self._serve_here(msg, row)
-                else:
-                    await self._attached.wait()
-                    runner = self._runner_for(msg)
-                    if runner is None:
-                        self._unknown_subshell(msg, row)
-                    else:
-                        await runner.room.acquire(size)
-                        self._hand_over(runner, msg, row, size)
+                while not self._route_now(msg, size):
+                    await self._until_routable(msg, size)
                 lane.waiting.popleft()
                 reader.resume()  # room in the lane again: the socket task may read on
             lane.arrived = trio.Event()
+
+    async def _until_routable(self, msg: Message, size: int) -> None:
+        """Wait until a request ``_route_now`` refused may go: its shell attached, with room."""
+        await self._attached.wait()
+        runner = self._runner_for(msg)
+        if runner is not None:  # else: answered as an unknown subshell on the next try
+            await runner.room.wait_for_room(size)
 
     def _serve_here(self, msg: Message, row: Row) -> None:
         """Start serving an I/O-loop request in its own task (the table's "where")."""

@@ -94,7 +94,7 @@ class ShellRunner:
     # -- the I/O side ------------------------------------------------------------------
 
     def submit(self, request: Request) -> None:
-        """Take a routed request (on the I/O loop, after ``room.acquire(request.size)``)."""
+        """Take a routed request (on the I/O loop, once it has taken its ``room``)."""
         msg = request.msg
         execute = request.row.handler is Handler.EXECUTE
         cancel = execute and bool(msg.content.get("stop_on_error", True)) and not msg.content.get("silent", False)

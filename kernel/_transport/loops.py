@@ -75,8 +75,10 @@ async def own_thread(fn: Callable[..., object], *args: Any, name: str, abandon_o
 class Room:
     """Room for ``limit`` items and ``max_bytes`` bytes; a single item may exceed the bytes.
 
-    ``acquire`` is awaited on one loop (the owner's); ``release`` may be called from any
-    thread and crosses to the owner's loop only when the owner is waiting.
+    Room is taken (``try_acquire``) and waited for (``wait_for_room``) on one loop, the
+    owner's, so room seen free there is still free when taken right after; ``release``
+    may be called from any thread and crosses to the owner's loop only when the owner is
+    waiting.
     """
 
     def __init__(self, token: trio.lowlevel.TrioToken, limit: int, max_bytes: int) -> None:
@@ -88,11 +90,11 @@ class Room:
         self._bytes = 0
         self._wakeup: trio.Event | None = None
 
-    async def acquire(self, size: int) -> None:
-        """Wait until the item fits, then take its room (on the owner's loop)."""
+    async def wait_for_room(self, size: int) -> None:
+        """Wait until the item fits, without taking its room (on the owner's loop)."""
         while True:
             with self._lock:
-                if self._take(size):
+                if self._fits(size):
                     return
                 wakeup = self._wakeup = trio.Event()
             await wakeup.wait()
@@ -100,15 +102,15 @@ class Room:
     def try_acquire(self, size: int) -> bool:
         """Take the item's room if it fits now (on the owner's loop); False: it does not."""
         with self._lock:
-            return self._take(size)
-
-    def _take(self, size: int) -> bool:
-        """Under the lock: take room for the item if it fits."""
-        if self._items < self._limit and (self._items == 0 or self._bytes + size <= self._max_bytes):
+            if not self._fits(size):
+                return False
             self._items += 1
             self._bytes += size
             return True
-        return False
+
+    def _fits(self, size: int) -> bool:
+        """Under the lock."""
+        return self._items < self._limit and (self._items == 0 or self._bytes + size <= self._max_bytes)
 
     def release(self, size: int) -> None:
         """Give an item's room back (any thread)."""
