@@ -86,6 +86,13 @@ class Raw:
         for bad in BAD_LOG_LINES:
             assert bad not in text, text
 
+    def assert_serves_then_exits_cleanly(self) -> None:
+        """The kernel still runs a cell, then shuts down with status 0 and a clean log."""
+        assert self.run("print('alive')")["status"] == "ok"
+        self.kp.stop()
+        assert self.kp.proc.returncode == 0, self.kp.log_text()
+        self.assert_clean_log()
+
 
 @contextmanager
 def raw_kernel(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Raw]:
@@ -119,10 +126,7 @@ def test_interrupt_reaches_only_user_code_of_many_thread_cells(tmp_path: Path) -
             for msg_id in ids:
                 assert k.reply(msg_id)["ename"] == "KeyboardInterrupt"
             k.sub.received.clear()
-        assert k.run("print('alive')")["status"] == "ok"
-        k.kp.stop()
-        assert k.kp.proc.returncode == 0, k.kp.log_text()
-        k.assert_clean_log()
+        k.assert_serves_then_exits_cleanly()
 
 
 def test_interrupt_reaches_blocking_code_in_a_task_the_cell_started(tmp_path: Path) -> None:

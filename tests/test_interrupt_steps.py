@@ -261,10 +261,7 @@ def test_interrupts_at_every_point_of_a_stepping_cell_stop_it_once(tmp_path: Pat
             k.interrupt()
             assert k.reply(msg_id)["ename"] == "KeyboardInterrupt"
             k.sub.received.clear()
-        assert k.run("print('alive')")["status"] == "ok"
-        k.kp.stop()
-        assert k.kp.proc.returncode == 0, k.kp.log_text()
-        k.assert_clean_log()
+        k.assert_serves_then_exits_cleanly()
 
 
 # -- kernel code called from user code: protected, the interrupt deferred to its end ----------
